@@ -1,0 +1,4 @@
+pub mod estimate;
+pub mod models;
+pub mod systems;
+pub mod validate;

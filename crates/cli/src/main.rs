@@ -1,0 +1,48 @@
+//! The `slaprof` binary: parses arguments and hands each subcommand to its
+//! module. All the work lives in the library crates.
+
+mod commands;
+mod resolve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "slaprof",
+    version,
+    about = "Find the cheapest way to serve an LLM within a TTFT/ITL SLA"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Predict TTFT, TPOT, throughput and memory of one serving configuration.
+    Estimate(commands::estimate::Args),
+    /// Compare the performance model against measured serving data.
+    Validate(commands::validate::Args),
+    /// List the built-in model catalog.
+    Models(commands::models::Args),
+    /// List the known GPU systems.
+    Systems(commands::systems::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Estimate(a) => commands::estimate::run(a),
+        Command::Validate(a) => commands::validate::run(a),
+        Command::Models(a) => commands::models::run(a),
+        Command::Systems(a) => commands::systems::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Finding model configs: catalog, local files, the Hugging Face cache.

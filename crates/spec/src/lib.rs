@@ -1,0 +1,17 @@
+//! The vocabulary every other slaprof crate speaks: model architectures, GPU
+//! systems, numeric precisions, parallel layouts, serving backends, SLAs and
+//! workloads. Pure data and validation: no I/O, no async.
+
+pub mod backend;
+pub mod model;
+pub mod parallel;
+pub mod precision;
+pub mod system;
+pub mod workload;
+
+pub use backend::Backend;
+pub use model::{AttentionKind, FfnKind, LayerCounts, ModelArch, MoeSpec};
+pub use parallel::ParallelLayout;
+pub use precision::{ComputeDtype, KvDtype, Precision};
+pub use system::GpuSystem;
+pub use workload::{Sla, Workload};
