@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// How one engine spreads a model over its GPUs. GPUs = tp * pp for the
-/// attention part, where `dp` (attention data parallel) splits the tp group
-/// into independent attention replicas; MoE layers use `moe_tp * moe_ep` GPUs.
+/// How one engine spreads a model over its GPUs, in the convention of
+/// NVIDIA's AI Configurator: `tp` is the tensor-parallel size of the
+/// attention block inside one attention data-parallel rank, `dp` the number
+/// of such ranks, and the MoE layers use all `tp * dp` GPUs of a pipeline
+/// stage split as `moe_tp * moe_ep`. GPUs per engine = `tp * dp * pp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ParallelLayout {
     pub tp: u32,
@@ -23,18 +25,18 @@ impl Default for ParallelLayout {
 }
 
 impl ParallelLayout {
-    /// Plain tensor parallelism; MoE layers sharded by tensor parallelism too.
-    pub fn tp(tp: u32) -> Self {
+    /// Plain tensor parallelism over `n` GPUs; MoE layers sharded by TP too.
+    pub fn tp(n: u32) -> Self {
         ParallelLayout {
-            tp,
+            tp: n,
             pp: 1,
             dp: 1,
-            moe_tp: tp,
+            moe_tp: n,
             moe_ep: 1,
         }
     }
 
-    /// Tensor-parallel attention, expert-parallel MoE (TEP).
+    /// Tensor-parallel attention, expert-parallel MoE (TEP) over `n` GPUs.
     pub fn tep(n: u32) -> Self {
         ParallelLayout {
             tp: n,
@@ -45,10 +47,10 @@ impl ParallelLayout {
         }
     }
 
-    /// Data-parallel attention, expert-parallel MoE (DEP).
+    /// Data-parallel attention, expert-parallel MoE (DEP) over `n` GPUs.
     pub fn dep(n: u32) -> Self {
         ParallelLayout {
-            tp: n,
+            tp: 1,
             pp: 1,
             dp: n,
             moe_tp: 1,
@@ -58,12 +60,12 @@ impl ParallelLayout {
 
     /// GPUs used by one engine.
     pub fn num_gpus(&self) -> u32 {
-        self.tp * self.pp
+        self.tp * self.dp * self.pp
     }
 
-    /// Tensor-parallel degree of the attention block (each DP rank holds tp/dp).
-    pub fn attn_tp(&self) -> u32 {
-        (self.tp / self.dp.max(1)).max(1)
+    /// GPUs of one pipeline stage (the group MoE and dense layers span).
+    pub fn stage_gpus(&self) -> u32 {
+        self.tp * self.dp
     }
 
     /// The short name the profiler reports: TP, TEP or DEP.
@@ -90,16 +92,10 @@ impl ParallelLayout {
                 return Err(format!("{name} must be at least 1, got 0"));
             }
         }
-        if self.tp % self.dp != 0 {
+        if self.moe_tp * self.moe_ep != self.tp * self.dp {
             return Err(format!(
-                "attention dp {} must divide tp {}",
-                self.dp, self.tp
-            ));
-        }
-        if self.moe_tp * self.moe_ep != self.tp {
-            return Err(format!(
-                "moe_tp {} x moe_ep {} must equal tp {}",
-                self.moe_tp, self.moe_ep, self.tp
+                "moe_tp {} x moe_ep {} must equal tp {} x dp {} (the GPUs of one pipeline stage)",
+                self.moe_tp, self.moe_ep, self.tp, self.dp
             ));
         }
         Ok(())
@@ -108,12 +104,15 @@ impl ParallelLayout {
 
 impl fmt::Display for ParallelLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.mapping_name(), self.tp)?;
-        if self.pp > 1 {
-            write!(f, "-pp{}", self.pp)?;
+        write!(f, "{}{}", self.mapping_name(), self.stage_gpus())?;
+        if self.dp > 1 && self.tp > 1 {
+            write!(f, "(attn tp{} dp{})", self.tp, self.dp)?;
         }
         if self.moe_ep > 1 && self.moe_tp > 1 {
             write!(f, "(moe tp{} ep{})", self.moe_tp, self.moe_ep)?;
+        }
+        if self.pp > 1 {
+            write!(f, "-pp{}", self.pp)?;
         }
         Ok(())
     }
