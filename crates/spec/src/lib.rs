@@ -3,9 +3,11 @@
 //! workloads. Pure data and validation: no I/O, no async.
 
 pub mod backend;
+pub mod measured;
 pub mod model;
 pub mod parallel;
 pub mod precision;
+pub mod serving;
 pub mod system;
 pub mod workload;
 
@@ -15,3 +17,5 @@ pub use parallel::ParallelLayout;
 pub use precision::{ComputeDtype, KvDtype, Precision};
 pub use system::GpuSystem;
 pub use workload::{Sla, Workload};
+pub use measured::SiliconRow;
+pub use serving::{ServingConfig, ServingMode, WorkerGroup};
