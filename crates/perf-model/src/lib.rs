@@ -4,6 +4,7 @@
 
 pub mod calibration;
 pub mod engine;
+pub mod predict;
 pub mod silicon;
 pub mod sim;
 pub mod step;

@@ -1,0 +1,335 @@
+//! Whole-deployment prediction: memory check, step model and simulator
+//! wired together for aggregated or disaggregated serving.
+
+use crate::calibration::Calibration;
+use crate::engine::{ConfigError, EngineSpec, MemoryBreakdown};
+use crate::sim::{
+    self, Arrivals, Dist, EngineSetup, SchedulerConfig, SimError, SimOptions, SimReport,
+};
+use crate::step::{StepBatch, StepTimer};
+use crate::timing::StepCostModel;
+use serde::Serialize;
+use spec::workload::Arrival;
+use spec::{GpuSystem, ModelArch, ServingConfig, ServingMode, WorkerGroup};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum PredictError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Sim(#[from] SimError),
+}
+
+/// A timer that sees every simulated request as `k` identical real ones.
+///
+/// Step time depends only on batch totals (tokens, sequences, KV tokens,
+/// attention pairs), all of which are extensive, so a closed loop of `C`
+/// clients behaves like one of `C / k` clients whose requests each stand for
+/// `k` real ones on an engine with `1 / k` of the capacity. That keeps the
+/// simulation's cost bounded for benchmarks with thousands of clients; the
+/// only approximation is the granularity of admission (groups of `k`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScaledTimer<'a> {
+    pub inner: &'a StepCostModel,
+    pub k: f64,
+}
+
+impl StepTimer for ScaledTimer<'_> {
+    #[inline]
+    fn step_ms(&self, b: &StepBatch) -> f64 {
+        if self.k == 1.0 {
+            return self.inner.step_ms(b);
+        }
+        let k = self.k;
+        let scaled = StepBatch {
+            prefill_tokens: (b.prefill_tokens as f64 * k) as u32,
+            prefill_seqs: (b.prefill_seqs as f64 * k) as u32,
+            prefill_attn_pairs: b.prefill_attn_pairs * k,
+            prefill_past_tokens: (b.prefill_past_tokens as f64 * k) as u64,
+            decode_seqs: (b.decode_seqs as f64 * k) as u32,
+            decode_kv_tokens: (b.decode_kv_tokens as f64 * k) as u64,
+        };
+        self.inner.step_ms(&scaled)
+    }
+}
+
+fn scale_scheduler(s: &SchedulerConfig, k: u32) -> SchedulerConfig {
+    let mut out = *s;
+    out.max_num_seqs = (s.max_num_seqs / k).max(1);
+    out.max_num_batched_tokens = (s.max_num_batched_tokens / k).max(1);
+    out.num_kv_blocks = (s.num_kv_blocks / k).max(1);
+    out
+}
+
+/// How to run the simulated benchmark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictOptions {
+    /// Requests per client of a closed loop (the benchmark's rounds).
+    pub rounds: f64,
+    /// Closed loops with more clients than this per engine are simulated
+    /// with [`ScaledTimer`].
+    pub max_simulated_clients: u32,
+    pub fast_forward: bool,
+    pub seed: u64,
+}
+
+impl PredictOptions {
+    /// What benchmark tools do: every client starts at t = 0 and the first
+    /// burst is part of the measurement.
+    pub fn benchmark(cal: &Calibration) -> Self {
+        PredictOptions {
+            rounds: cal.benchmark_rounds,
+            max_simulated_clients: 256,
+            fast_forward: true,
+            seed: 0,
+        }
+    }
+}
+
+/// What a benchmark of the deployment would measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// Mean TTFT, ms.
+    pub ttft_ms: f64,
+    /// Mean time per output token after the first, ms.
+    pub tpot_ms: f64,
+    pub ttft: Dist,
+    pub tpot: Dist,
+    pub itl: Dist,
+    pub e2e: Dist,
+    pub output_tokens_per_s: f64,
+    pub output_tokens_per_s_per_gpu: f64,
+    /// 1000 / mean TPOT: the decode speed one user sees.
+    pub tokens_per_s_per_user: f64,
+    pub requests_per_s: f64,
+    pub num_gpus: u32,
+    /// Memory of each engine kind ("engine", or "prefill" and "decode").
+    pub memory: Vec<(String, MemoryBreakdown)>,
+    pub preemptions: u64,
+    pub simulated_steps: u64,
+}
+
+/// One engine kind, ready to simulate.
+pub struct PreparedEngine {
+    pub spec: EngineSpec,
+    pub memory: MemoryBreakdown,
+    pub timer: StepCostModel,
+    pub scheduler: SchedulerConfig,
+}
+
+/// Checks the layout and memory of one engine kind and builds its timer and
+/// scheduler. DP-attention ranks are simulated as one scheduler with the
+/// pooled KV cache and `dp` times the per-rank limits, because the step
+/// model already spreads the batch over the ranks.
+pub fn prepare_engine(
+    model: &ModelArch,
+    system: &GpuSystem,
+    cfg: &ServingConfig,
+    group: &WorkerGroup,
+    cal: &Calibration,
+) -> Result<PreparedEngine, PredictError> {
+    let spec = EngineSpec::new(
+        model.clone(),
+        system.clone(),
+        cfg.backend,
+        cfg.quant,
+        group.layout,
+    )?;
+    let memory = spec.memory()?;
+    let timer = StepCostModel::with_calibration(&spec, cal)?;
+    let mut scheduler = SchedulerConfig::preset(cfg.backend, memory.max_kv_tokens);
+    let dp = group.layout.dp.max(1);
+    scheduler.max_num_seqs = scheduler.max_num_seqs.saturating_mul(dp);
+    scheduler.max_num_batched_tokens = scheduler.max_num_batched_tokens.saturating_mul(dp);
+    if let Some(b) = group.max_batch {
+        scheduler.max_num_seqs = b.saturating_mul(dp);
+    }
+    // A benchmark of fixed random prompts gets no prefix hits.
+    scheduler.enable_prefix_caching = false;
+    if scheduler.num_kv_blocks == 0 {
+        return Err(ConfigError::KvTooSmall {
+            model: model.name.clone(),
+            system: system.name.clone(),
+            tokens: memory.max_kv_tokens,
+            needed: (cfg.workload.isl + cfg.workload.osl) as u64,
+        }
+        .into());
+    }
+    Ok(PreparedEngine {
+        spec,
+        memory,
+        timer,
+        scheduler,
+    })
+}
+
+/// Seconds to move one request's KV cache from a prefill to a decode engine:
+/// the whole model's cache for the prompt over the slower side's links.
+fn kv_transfer_ms(prefill: &PreparedEngine, decode: &PreparedEngine, tokens: u32) -> f64 {
+    let m = &prefill.spec.model;
+    let per_token_layer = match m.mla {
+        Some(mla) => {
+            (mla.kv_lora_rank + mla.qk_rope_head_dim) as f64 * prefill.spec.quant.kv.bytes()
+        }
+        None => 2.0 * (m.num_kv_heads * m.head_dim) as f64 * prefill.spec.quant.kv.bytes(),
+    };
+    let bytes = tokens as f64 * per_token_layer * m.layers.full_attention as f64;
+    let sys = &prefill.spec.system;
+    let total_gpus = prefill.spec.layout.num_gpus() + decode.spec.layout.num_gpus();
+    let per_gpu = if sys.within_nvlink(total_gpus) {
+        sys.nvlink_gbps
+    } else {
+        sys.scaleout_gbps
+    };
+    let links = prefill
+        .spec
+        .layout
+        .num_gpus()
+        .min(decode.spec.layout.num_gpus()) as f64;
+    // bytes / (GB/s * 1e6 bytes per ms), plus a fixed handshake
+    0.5 + bytes / (per_gpu * 0.7 * links * 1e6)
+}
+
+/// The similarity factor for a closed loop of `clients` on `engines` engines.
+fn scale_factor(clients: u32, engines: u32, opts: &PredictOptions) -> u32 {
+    let per_engine = clients.div_ceil(engines.max(1));
+    per_engine
+        .div_ceil(opts.max_simulated_clients.max(1))
+        .max(1)
+}
+
+fn sim_workload(cfg: &ServingConfig, workers: u32, k: u32) -> sim::Workload {
+    let w = &cfg.workload;
+    let arrivals = match w.arrival {
+        Arrival::Concurrency(c) => Arrivals::Closed {
+            concurrency: c.div_ceil(workers).div_ceil(k).max(1),
+        },
+        Arrival::RequestRate(r) => Arrivals::Poisson {
+            rate_per_s: r / workers as f64,
+        },
+    };
+    sim::Workload {
+        isl: w.isl,
+        osl: w.osl,
+        arrivals,
+        length_jitter: 0.0,
+        shared_prefix: None,
+    }
+}
+
+fn sim_options(workload: &sim::Workload, opts: &PredictOptions) -> SimOptions {
+    let num_requests = match workload.arrivals {
+        Arrivals::Closed { concurrency } => Some(
+            ((concurrency as f64 * opts.rounds).ceil() as u32)
+                .max(concurrency)
+                .max(8),
+        ),
+        Arrivals::Poisson { .. } => None,
+    };
+    SimOptions {
+        num_requests,
+        warmup_requests: 0,
+        fast_forward: opts.fast_forward,
+        max_sim_time_s: 1e7,
+        seed: opts.seed,
+    }
+}
+
+/// Predicts what a benchmark of `cfg` would measure.
+pub fn predict(
+    model: &ModelArch,
+    system: &GpuSystem,
+    cfg: &ServingConfig,
+    cal: &Calibration,
+    opts: &PredictOptions,
+) -> Result<Prediction, PredictError> {
+    let num_gpus = cfg.num_gpus();
+    let (report, memory): (SimReport, Vec<(String, MemoryBreakdown)>) = match cfg.mode {
+        ServingMode::Aggregated { workers } => {
+            let e = prepare_engine(model, system, cfg, &workers, cal)?;
+            // Replicas split the traffic evenly; one of them is simulated.
+            let k = match cfg.workload.arrival {
+                Arrival::Concurrency(c) => scale_factor(c, workers.workers, opts),
+                Arrival::RequestRate(_) => 1,
+            };
+            let workload = sim_workload(cfg, workers.workers.max(1), k);
+            let timer = ScaledTimer {
+                inner: &e.timer,
+                k: k as f64,
+            };
+            let mut report = sim::run_aggregated(
+                &scale_scheduler(&e.scheduler, k),
+                &timer,
+                &workload,
+                &sim_options(&workload, opts),
+            )?;
+            let scale = workers.workers.max(1) as f64 * k as f64;
+            report.output_tokens_per_s *= scale;
+            report.input_tokens_per_s *= scale;
+            report.requests_per_s *= scale;
+            (report, vec![("engine".to_string(), e.memory)])
+        }
+        ServingMode::Disaggregated { prefill, decode } => {
+            let p = prepare_engine(model, system, cfg, &prefill, cal)?;
+            let d = prepare_engine(model, system, cfg, &decode, cal)?;
+            let k = match cfg.workload.arrival {
+                Arrival::Concurrency(c) => scale_factor(c, decode.workers, opts),
+                Arrival::RequestRate(_) => 1,
+            };
+            let prefill_setups: Vec<EngineSetup<ScaledTimer>> = (0..prefill.workers.max(1))
+                .map(|_| EngineSetup {
+                    config: scale_scheduler(&p.scheduler, k),
+                    timer: ScaledTimer {
+                        inner: &p.timer,
+                        k: k as f64,
+                    },
+                })
+                .collect();
+            let decode_setups: Vec<EngineSetup<ScaledTimer>> = (0..decode.workers.max(1))
+                .map(|_| EngineSetup {
+                    config: scale_scheduler(&d.scheduler, k),
+                    timer: ScaledTimer {
+                        inner: &d.timer,
+                        k: k as f64,
+                    },
+                })
+                .collect();
+            let workload = sim_workload(cfg, 1, k);
+            let transfer = |tokens: u32| kv_transfer_ms(&p, &d, tokens);
+            let mut report = sim::run_disaggregated(
+                &prefill_setups,
+                &decode_setups,
+                &transfer,
+                &workload,
+                &sim_options(&workload, opts),
+            )?;
+            report.output_tokens_per_s *= k as f64;
+            report.input_tokens_per_s *= k as f64;
+            report.requests_per_s *= k as f64;
+            (
+                report,
+                vec![
+                    ("prefill".to_string(), p.memory),
+                    ("decode".to_string(), d.memory),
+                ],
+            )
+        }
+    };
+    let tpot_ms = report.tpot.mean;
+    Ok(Prediction {
+        ttft_ms: report.ttft.mean,
+        tpot_ms,
+        ttft: report.ttft,
+        tpot: report.tpot,
+        itl: report.itl,
+        e2e: report.e2e,
+        output_tokens_per_s: report.output_tokens_per_s,
+        output_tokens_per_s_per_gpu: report.output_tokens_per_s / num_gpus.max(1) as f64,
+        tokens_per_s_per_user: if tpot_ms > 0.0 { 1000.0 / tpot_ms } else { 0.0 },
+        requests_per_s: report.requests_per_s,
+        num_gpus,
+        memory,
+        preemptions: report.preemptions,
+        simulated_steps: report.steps,
+    })
+}
