@@ -29,8 +29,10 @@ pub struct BackendCalibration {
     pub decode_attn_eff: f64,
     /// Fraction of link bandwidth collectives reach.
     pub comm_eff: f64,
-    /// Fixed latency of one collective, microseconds.
+    /// Fixed latency of one collective inside the NVLink domain, microseconds.
     pub comm_latency_us: f64,
+    /// Extra latency of a collective that crosses the scale-out network.
+    pub scaleout_latency_us: f64,
     /// Fixed cost of one engine step (scheduling, sampling, host sync), ms.
     pub step_overhead_ms: f64,
     /// Launch cost per layer for steps that run without CUDA graphs
@@ -40,6 +42,10 @@ pub struct BackendCalibration {
     pub graph_layer_overhead_us: f64,
     /// Host cost per sequence in the batch per step, microseconds.
     pub seq_overhead_us: f64,
+    /// What a disaggregated request's first token costs beyond the prefill
+    /// and the KV transfer (routing, bootstrap handshake, the decode
+    /// worker's first step), ms.
+    pub disagg_ttft_overhead_ms: f64,
 }
 
 /// Per-GPU-generation corrections shared by all backends.

@@ -25,7 +25,11 @@ pub enum ConfigError {
     #[error("tp {tp} does not divide the {heads} attention heads of {model}; pick a tp that divides {heads}")]
     HeadsNotDivisible { model: String, heads: u32, tp: u32 },
     #[error("moe_ep {ep} does not divide the {experts} experts of {model}; pick an expert-parallel size that divides {experts}")]
-    ExpertsNotDivisible { model: String, experts: u32, ep: u32 },
+    ExpertsNotDivisible {
+        model: String,
+        experts: u32,
+        ep: u32,
+    },
     #[error("pp {pp} exceeds the {layers} layers of {model}")]
     TooManyStages { model: String, layers: u32, pp: u32 },
     #[error("{model} does not fit: {weights_gib:.1} GiB of weights per GPU, {usable_gib:.1} GiB usable on {system} ({backend} leaves room for activations); use more GPUs per engine or a smaller precision")]
@@ -173,15 +177,19 @@ impl EngineSpec {
         let f = self.stage_fraction();
         let mut bytes = 0.0;
         if let Some(w) = m.sliding_window {
-            bytes += m.layers.sliding_attention as f64 * f * w as f64 * self.kv_bytes_per_token_layer();
+            bytes +=
+                m.layers.sliding_attention as f64 * f * w as f64 * self.kv_bytes_per_token_layer();
         }
         if let Some(la) = m.linear_attention {
             let heads = (la.num_value_heads as f64 / self.layout.tp as f64).max(1.0);
             // fp32 state (dk x dv per value head) plus the conv window in bf16
             let state = heads * la.key_head_dim as f64 * la.value_head_dim as f64 * 4.0;
-            let conv_ch = (2 * la.num_key_heads * la.key_head_dim + la.num_value_heads * la.value_head_dim) as f64
+            let conv_ch = (2 * la.num_key_heads * la.key_head_dim
+                + la.num_value_heads * la.value_head_dim) as f64
                 / self.layout.tp as f64;
-            bytes += m.layers.linear_attention as f64 * f * (state + conv_ch * la.conv_kernel as f64 * 2.0);
+            bytes += m.layers.linear_attention as f64
+                * f
+                * (state + conv_ch * la.conv_kernel as f64 * 2.0);
         }
         bytes
     }
@@ -199,11 +207,15 @@ impl EngineSpec {
                     None => h * nh * qk,
                 };
                 let kv_a = h * (mla.kv_lora_rank + mla.qk_rope_head_dim) as f64;
-                let kv_b = mla.kv_lora_rank as f64 * nh * (mla.qk_nope_head_dim + mla.v_head_dim) as f64;
+                let kv_b =
+                    mla.kv_lora_rank as f64 * nh * (mla.qk_nope_head_dim + mla.v_head_dim) as f64;
                 let o = nh * mla.v_head_dim as f64 * h;
                 let idx = m
                     .sparse_attention
-                    .map(|d| h * (d.index_n_heads * d.index_head_dim) as f64 + h * d.index_head_dim as f64)
+                    .map(|d| {
+                        h * (d.index_n_heads * d.index_head_dim) as f64
+                            + h * d.index_head_dim as f64
+                    })
                     .unwrap_or(0.0);
                 q + kv_a + kv_b + o + idx
             }

@@ -7,7 +7,7 @@ use crate::sim::{
     self, Arrivals, Dist, EngineSetup, SchedulerConfig, SimError, SimOptions, SimReport,
 };
 use crate::step::{StepBatch, StepTimer};
-use crate::timing::StepCostModel;
+use crate::timing::{StepBreakdown, StepCostModel};
 use serde::Serialize;
 use spec::workload::Arrival;
 use spec::{GpuSystem, ModelArch, ServingConfig, ServingMode, WorkerGroup};
@@ -107,6 +107,10 @@ pub struct Prediction {
     pub memory: Vec<(String, MemoryBreakdown)>,
     pub preemptions: u64,
     pub simulated_steps: u64,
+    /// Where the time of two representative steps goes: one request's whole
+    /// prompt alone, and a decode step at the simulated mean batch.
+    pub prefill_step: StepBreakdown,
+    pub decode_step: StepBreakdown,
 }
 
 /// One engine kind, ready to simulate.
@@ -198,6 +202,57 @@ fn scale_factor(clients: u32, engines: u32, opts: &PredictOptions) -> u32 {
         .max(1)
 }
 
+/// Worker counts for a disaggregated deployment whose counts are unknown
+/// (`workers == 0`), sized as an operator would: enough decode workers to
+/// hold every client's sequence in their KV cache and batch limits, and
+/// enough prefill workers to keep up with the request throughput those
+/// decode workers sustain.
+pub fn auto_disagg_workers(
+    p: &PreparedEngine,
+    d: &PreparedEngine,
+    cfg: &ServingConfig,
+) -> (u32, u32) {
+    let isl = cfg.workload.isl as f64;
+    let osl = cfg.workload.osl as f64;
+    let seq_cap = (d.memory.max_kv_tokens as f64 / (isl + osl)).floor();
+    let cap = seq_cap.min(d.scheduler.max_num_seqs as f64).max(1.0);
+    let decode_step = |batch: f64| {
+        d.timer.step_ms(&StepBatch {
+            decode_seqs: batch.round().max(1.0) as u32,
+            decode_kv_tokens: (batch.round().max(1.0) * (isl + osl / 2.0)) as u64,
+            ..Default::default()
+        })
+    };
+    let (decode_workers, req_per_s) = match cfg.workload.arrival {
+        Arrival::Concurrency(c) => {
+            let c = c as f64;
+            let dw = (c / cap).ceil().max(1.0);
+            let batch = c / dw;
+            (dw, dw * batch / (osl * decode_step(batch) / 1e3))
+        }
+        Arrival::RequestRate(r) => {
+            // Little's law with a decode-only latency estimate, refined once.
+            let mut dw = 1.0;
+            for _ in 0..2 {
+                let batch = (r / dw * osl * decode_step(cap.min(8.0)) / 1e3).max(1.0);
+                dw = (batch / cap).ceil().max(1.0);
+            }
+            (dw, r)
+        }
+    };
+    let budget = p.scheduler.max_num_batched_tokens as f64;
+    let tokens = budget.max(isl);
+    let prefill_step = p.timer.step_ms(&StepBatch {
+        prefill_tokens: tokens as u32,
+        prefill_seqs: (tokens / isl).ceil() as u32,
+        prefill_attn_pairs: tokens * (isl + 1.0) / 2.0,
+        ..Default::default()
+    });
+    let prefill_tokens_per_s = tokens / (prefill_step / 1e3);
+    let prefill_workers = (req_per_s * isl / prefill_tokens_per_s).ceil().max(1.0);
+    (prefill_workers as u32, decode_workers as u32)
+}
+
 fn sim_workload(cfg: &ServingConfig, workers: u32, k: u32) -> sim::Workload {
     let w = &cfg.workload;
     let arrivals = match w.arrival {
@@ -243,7 +298,25 @@ pub fn predict(
     cal: &Calibration,
     opts: &PredictOptions,
 ) -> Result<Prediction, PredictError> {
-    let num_gpus = cfg.num_gpus();
+    let mut num_gpus = cfg.num_gpus();
+    let isl = cfg.workload.isl;
+    let osl = cfg.workload.osl;
+    let mut breakdowns = (StepBreakdown::default(), StepBreakdown::default());
+    let mut probe = |prefill: &StepCostModel, decode: &StepCostModel, mean_batch: f64| {
+        let p = StepBatch {
+            prefill_tokens: isl,
+            prefill_seqs: 1,
+            prefill_attn_pairs: isl as f64 * (isl as f64 + 1.0) / 2.0,
+            ..Default::default()
+        };
+        let b = mean_batch.round().max(1.0);
+        let d = StepBatch {
+            decode_seqs: b as u32,
+            decode_kv_tokens: (b * (isl as f64 + osl as f64 / 2.0)) as u64,
+            ..Default::default()
+        };
+        breakdowns = (prefill.breakdown(&p), decode.breakdown(&d));
+    };
     let (report, memory): (SimReport, Vec<(String, MemoryBreakdown)>) = match cfg.mode {
         ServingMode::Aggregated { workers } => {
             let e = prepare_engine(model, system, cfg, &workers, cal)?;
@@ -264,6 +337,7 @@ pub fn predict(
                 &sim_options(&workload, opts),
             )?;
             let scale = workers.workers.max(1) as f64 * k as f64;
+            probe(&e.timer, &e.timer, report.mean_batch * k as f64);
             report.output_tokens_per_s *= scale;
             report.input_tokens_per_s *= scale;
             report.requests_per_s *= scale;
@@ -272,6 +346,16 @@ pub fn predict(
         ServingMode::Disaggregated { prefill, decode } => {
             let p = prepare_engine(model, system, cfg, &prefill, cal)?;
             let d = prepare_engine(model, system, cfg, &decode, cal)?;
+            let (mut prefill, mut decode) = (prefill, decode);
+            if prefill.workers == 0 || decode.workers == 0 {
+                let (pw, dw) = auto_disagg_workers(&p, &d, cfg);
+                if prefill.workers == 0 {
+                    prefill.workers = pw;
+                }
+                if decode.workers == 0 {
+                    decode.workers = dw;
+                }
+            }
             let k = match cfg.workload.arrival {
                 Arrival::Concurrency(c) => scale_factor(c, decode.workers, opts),
                 Arrival::RequestRate(_) => 1,
@@ -306,6 +390,23 @@ pub fn predict(
             report.output_tokens_per_s *= k as f64;
             report.input_tokens_per_s *= k as f64;
             report.requests_per_s *= k as f64;
+            num_gpus = prefill.layout.num_gpus() * prefill.workers
+                + decode.layout.num_gpus() * decode.workers;
+            // The client sees its first token only once the decode worker has
+            // the KV cache and has run (the simulator stops the clock at the
+            // end of the prefill).
+            let shift =
+                kv_transfer_ms(&p, &d, isl) + cal.backend(cfg.backend).disagg_ttft_overhead_ms;
+            for dist in [&mut report.ttft, &mut report.e2e] {
+                dist.mean += shift;
+                dist.min += shift;
+                dist.max += shift;
+                dist.p50 += shift;
+                dist.p90 += shift;
+                dist.p95 += shift;
+                dist.p99 += shift;
+            }
+            probe(&p.timer, &d.timer, report.mean_batch * k as f64);
             (
                 report,
                 vec![
@@ -331,5 +432,7 @@ pub fn predict(
         memory,
         preemptions: report.preemptions,
         simulated_steps: report.steps,
+        prefill_step: breakdowns.0,
+        decode_step: breakdowns.1,
     })
 }

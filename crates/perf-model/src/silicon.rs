@@ -21,7 +21,9 @@ pub enum RowError {
     Missing(&'static str),
     #[error("isl and osl must be positive, got isl={isl} osl={osl}")]
     Lengths { isl: f64, osl: f64 },
-    #[error("no client concurrency: batch_size is empty and no silicon_concurrency=N in the source")]
+    #[error(
+        "no client concurrency: batch_size is empty and no silicon_concurrency=N in the source"
+    )]
     NoConcurrency,
 }
 
@@ -42,7 +44,9 @@ fn quant_mode(s: &str) -> Result<Option<Precision>, RowError> {
 /// that is what the benchmark recipes of all three backends enable.
 pub fn row_quant(row: &SiliconRow) -> Result<QuantScheme, RowError> {
     let precision = quant_mode(&row.precision)?;
-    let gemm = quant_mode(&row.gemm_quant_mode)?.or(precision).unwrap_or(Precision::Bf16);
+    let gemm = quant_mode(&row.gemm_quant_mode)?
+        .or(precision)
+        .unwrap_or(Precision::Bf16);
     let moe = quant_mode(&row.moe_quant_mode)?.unwrap_or(gemm);
     let kv = match gemm {
         Precision::Bf16 | Precision::Int4Wo => KvDtype::Bf16,
@@ -52,7 +56,8 @@ pub fn row_quant(row: &SiliconRow) -> Result<QuantScheme, RowError> {
 }
 
 fn size(v: Option<f64>) -> Option<u32> {
-    v.filter(|x| x.is_finite() && *x >= 1.0).map(|x| x.round() as u32)
+    v.filter(|x| x.is_finite() && *x >= 1.0)
+        .map(|x| x.round() as u32)
 }
 
 /// A layout from the five size columns. AI Configurator leaves MoE columns at
@@ -86,7 +91,8 @@ fn layout(
 }
 
 /// The serving configuration of a row. Disaggregated rows that do not record
-/// worker counts are taken as one prefill and one decode worker.
+/// worker counts get 0 ("size to the load", see
+/// [`crate::predict::auto_disagg_workers`]).
 pub fn row_config(row: &SiliconRow) -> Result<ServingConfig, RowError> {
     let backend: Backend = row.backend.parse()?;
     let quant = row_quant(row)?;
@@ -125,7 +131,7 @@ pub fn row_config(row: &SiliconRow) -> Result<ServingConfig, RowError> {
                     row.prefill_moe_tp_size,
                     row.prefill_moe_ep_size,
                 )?,
-                workers: size(row.prefill_num_workers).unwrap_or(1),
+                workers: size(row.prefill_num_workers).unwrap_or(0),
                 max_batch: size(row.prefill_batch_size),
             },
             decode: WorkerGroup {
@@ -136,7 +142,7 @@ pub fn row_config(row: &SiliconRow) -> Result<ServingConfig, RowError> {
                     row.decode_moe_tp_size,
                     row.decode_moe_ep_size,
                 )?,
-                workers: size(row.decode_num_workers).unwrap_or(1),
+                workers: size(row.decode_num_workers).unwrap_or(0),
                 max_batch: size(row.decode_batch_size),
             },
         },

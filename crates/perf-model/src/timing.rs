@@ -164,23 +164,28 @@ impl StepCostModel {
         // --- routed experts ---
         let (moe_rate, moe_dtype) = gemm_peak_flops_per_ms(sys, spec.quant.moe);
         let moe_rate = moe_rate * eff(moe_dtype) * k.moe_eff;
-        let (moe_ms_per_token, moe_pad_ms_per_expert, moe_weight_ms_per_expert, experts_local, expert_miss) =
-            match m.moe.filter(|_| m.is_moe()) {
-                Some(moe) => {
-                    let moe_layers = m.layers.moe_ffn as f64;
-                    let shard = p.expert / l.moe_tp as f64;
-                    let e_local = moe.num_experts as f64 / l.moe_ep as f64;
-                    (
-                        // tokens*topk assignments spread over ep ranks
-                        2.0 * moe_layers * shard * moe.top_k as f64 / l.moe_ep as f64 / moe_rate,
-                        2.0 * moe_layers * shard * k.gemm_m_pad / moe_rate,
-                        moe_layers * shard * spec.quant.moe.weight_bytes() / bw,
-                        e_local,
-                        1.0 - moe.top_k as f64 / moe.num_experts as f64,
-                    )
-                }
-                None => (0.0, 0.0, 0.0, 0.0, 1.0),
-            };
+        let (
+            moe_ms_per_token,
+            moe_pad_ms_per_expert,
+            moe_weight_ms_per_expert,
+            experts_local,
+            expert_miss,
+        ) = match m.moe.filter(|_| m.is_moe()) {
+            Some(moe) => {
+                let moe_layers = m.layers.moe_ffn as f64;
+                let shard = p.expert / l.moe_tp as f64;
+                let e_local = moe.num_experts as f64 / l.moe_ep as f64;
+                (
+                    // tokens*topk assignments spread over ep ranks
+                    2.0 * moe_layers * shard * moe.top_k as f64 / l.moe_ep as f64 / moe_rate,
+                    2.0 * moe_layers * shard * k.gemm_m_pad / moe_rate,
+                    moe_layers * shard * spec.quant.moe.weight_bytes() / bw,
+                    e_local,
+                    1.0 - moe.top_k as f64 / moe.num_experts as f64,
+                )
+            }
+            None => (0.0, 0.0, 0.0, 0.0, 1.0),
+        };
 
         // --- lm_head (vocab parallel over the stage, 16-bit) ---
         let lm_params = p.lm_head / stage;
@@ -195,7 +200,10 @@ impl StepCostModel {
         let heads_local = m.num_heads as f64 / tp;
         let attn_rate = sys.bf16_tflops * 1e9 * k.attn_eff * gen.compute_scale;
         let (qk_dim, v_dim) = match m.mla {
-            Some(mla) => ((mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64, mla.v_head_dim as f64),
+            Some(mla) => (
+                (mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64,
+                mla.v_head_dim as f64,
+            ),
             None => (m.head_dim as f64, m.head_dim as f64),
         };
         let flops_per_pair_layer = 2.0 * heads_local * (qk_dim + v_dim);
@@ -211,7 +219,8 @@ impl StepCostModel {
         let sparse_ms_per_pair = sparse_full * flops_per_pair_layer / attn_rate;
         let (indexer_ms_per_pair, sparse_topk) = match m.sparse_attention {
             Some(d) => {
-                let fp8_rate = sys.fp8_tflops.max(sys.bf16_tflops) * 1e9 * k.attn_eff * gen.compute_scale;
+                let fp8_rate =
+                    sys.fp8_tflops.max(sys.bf16_tflops) * 1e9 * k.attn_eff * gen.compute_scale;
                 (
                     full_layers * 2.0 * (d.index_n_heads * d.index_head_dim) as f64 / fp8_rate,
                     d.index_topk as f64,
@@ -243,38 +252,59 @@ impl StepCostModel {
                 (
                     nl * 2.0 * state / dec_bw,
                     // chunked delta rule: ~6 dk*dv products per token and head
-                    nl * 6.0 * 2.0 * heads * (la.key_head_dim * la.value_head_dim) as f64 / attn_rate,
+                    nl * 6.0 * 2.0 * heads * (la.key_head_dim * la.value_head_dim) as f64
+                        / attn_rate,
                 )
             }
             None => (0.0, 0.0),
         };
 
         // --- communication ---
-        let link_gbps = if sys.within_nvlink(l.num_gpus()) {
-            sys.nvlink_gbps
-        } else {
-            sys.scaleout_gbps
-        };
-        let link = link_gbps * 1e6 * k.comm_eff; // bytes/ms
-        let lat = k.comm_latency_us / 1e3;
+        // Collectives run over NVLink inside the NVLink domain and over the
+        // scale-out network beyond it. Both phases of a hierarchical
+        // collective are paid one after the other.
+        let nvl = sys.nvlink_gbps * 1e6 * k.comm_eff; // bytes/ms
+        let ib = sys.scaleout_gbps * 1e6 * k.comm_eff;
         let h = m.hidden_size as f64;
+        let domain = sys.nvlink_domain.max(1) as f64;
         let mut comm_fixed_ms = 0.0;
         let mut comm_ms_per_token = 0.0;
-        if l.tp > 1 {
-            // ring all-reduce of the attention output, bf16
-            comm_fixed_ms += layers * lat;
-            comm_ms_per_token += layers * 2.0 * (tp - 1.0) / tp * h * 2.0 / link;
-        }
+        // Ring/tree all-reduce of `bytes` per token over `g` GPUs.
+        let mut all_reduce = |g: f64, bytes: f64| {
+            if g <= 1.0 {
+                return;
+            }
+            let local = g.min(domain);
+            let nodes = (g / domain).ceil();
+            comm_fixed_ms += layers * k.comm_latency_us / 1e3;
+            comm_ms_per_token += layers * 2.0 * (local - 1.0) / local * bytes / nvl;
+            if nodes > 1.0 {
+                comm_fixed_ms += layers * k.scaleout_latency_us / 1e3;
+                comm_ms_per_token += layers * 2.0 * (nodes - 1.0) / nodes * bytes / local / ib;
+            }
+        };
+        // attention output, bf16, over the attention TP group
+        all_reduce(tp, h * 2.0);
         if stage > 1.0 {
             if l.dp > 1 {
-                // DEP: all-to-all dispatch (fp8) and combine (bf16) of top-k copies
+                // DEP: all-to-all dispatch (fp8) and combine (bf16) of each
+                // token's top-k copies. Across nodes a token is sent once per
+                // remote node holding one of its experts (DeepEP-style dedup).
                 let topk = m.moe.map(|x| x.top_k as f64).unwrap_or(1.0);
-                comm_fixed_ms += layers * 2.0 * lat;
-                comm_ms_per_token += layers * (stage - 1.0) / stage * topk * h * 3.0 / link;
+                let local = stage.min(domain);
+                let nodes = (stage / domain).ceil();
+                // The TP ranks of one attention replica share its tokens, so
+                // each GPU dispatches 1/tp of them.
+                comm_fixed_ms += layers * 2.0 * k.comm_latency_us / 1e3;
+                comm_ms_per_token += layers * (local - 1.0) / local * topk * h * 3.0 / nvl / tp;
+                if nodes > 1.0 {
+                    comm_fixed_ms += layers * 2.0 * k.scaleout_latency_us / 1e3;
+                    let remote = topk.min(nodes - 1.0) * (nodes - 1.0) / nodes;
+                    comm_ms_per_token += layers * remote * h * 3.0 / ib / tp;
+                }
             } else {
                 // TP/TEP: all-reduce after the MLP/MoE block
-                comm_fixed_ms += layers * lat;
-                comm_ms_per_token += layers * 2.0 * (stage - 1.0) / stage * h * 2.0 / link;
+                all_reduce(stage, h * 2.0);
             }
         }
 
@@ -315,10 +345,12 @@ impl StepCostModel {
             return StepBreakdown::default();
         }
         let t = b.total_tokens() as f64;
-        // DP ranks split the batch; the busiest gets the ceiling share.
-        let t_rank = (t / self.dp).ceil();
         let seqs = (b.prefill_seqs + b.decode_seqs) as f64;
+        // DP ranks split the batch by sequence; the busiest rank holds the
+        // ceiling share of the sequences, and everyone waits for it.
         let seqs_rank = (seqs / self.dp).ceil();
+        let share = if seqs > 0.0 { seqs_rank / seqs } else { 1.0 };
+        let t_rank = (t * share).ceil();
 
         let mut gemm = self.attn_proj.time(t_rank) + self.dense.time(t) + self.lm_head.time(seqs);
         if self.experts_local > 0.0 {
@@ -329,14 +361,14 @@ impl StepCostModel {
             );
         }
 
-        let pairs = b.prefill_attn_pairs / self.dp;
-        let p_tokens = b.prefill_tokens as f64 / self.dp;
+        let pairs = b.prefill_attn_pairs * share;
+        let p_tokens = b.prefill_tokens as f64 * share;
         let mut attention = pairs * self.prefill_attn_ms_per_pair
             + pairs.min(p_tokens * self.sliding_window) * self.sliding_ms_per_pair
             + pairs.min(p_tokens * self.sparse_topk) * self.sparse_ms_per_pair
             + pairs * self.indexer_ms_per_pair;
-        let kv = (b.decode_kv_tokens + b.prefill_past_tokens) as f64 / self.dp;
-        let d_seqs = b.decode_seqs as f64 / self.dp;
+        let kv = (b.decode_kv_tokens + b.prefill_past_tokens) as f64 * share;
+        let d_seqs = b.decode_seqs as f64 * share;
         let capped_sparse = kv.min(d_seqs.max(1.0) * self.sparse_topk);
         attention += roofline(
             kv * self.decode_flop_ms_per_token,
