@@ -24,6 +24,8 @@ enum Command {
     Estimate(commands::estimate::Args),
     /// Compare the performance model against measured serving data.
     Validate(commands::validate::Args),
+    /// Fit the performance model's efficiency figures to measured data.
+    Calibrate(commands::calibrate::Args),
     /// List the built-in model catalog.
     Models(commands::models::Args),
     /// List the known GPU systems.
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Estimate(a) => commands::estimate::run(a),
         Command::Validate(a) => commands::validate::run(a),
+        Command::Calibrate(a) => commands::calibrate::run(a),
         Command::Models(a) => commands::models::run(a),
         Command::Systems(a) => commands::systems::run(a),
     };

@@ -18,11 +18,11 @@ pub mod workload;
 
 pub use backend::Backend;
 pub use hf::{parse_hf_checkpoint, parse_hf_config, parse_hf_quant_config, ModelConfigError};
-pub use params::ParamBreakdown;
+pub use measured::SiliconRow;
 pub use model::{AttentionKind, FfnKind, LayerCounts, ModelArch, MoeSpec};
 pub use parallel::ParallelLayout;
+pub use params::ParamBreakdown;
 pub use precision::{ComputeDtype, KvDtype, Precision};
+pub use serving::{ServingConfig, ServingMode, WorkerGroup};
 pub use system::GpuSystem;
 pub use workload::{Sla, Workload};
-pub use measured::SiliconRow;
-pub use serving::{ServingConfig, ServingMode, WorkerGroup};

@@ -44,7 +44,8 @@ impl ServingConfig {
         match self.mode {
             ServingMode::Aggregated { workers } => workers.layout.num_gpus() * workers.workers,
             ServingMode::Disaggregated { prefill, decode } => {
-                prefill.layout.num_gpus() * prefill.workers + decode.layout.num_gpus() * decode.workers
+                prefill.layout.num_gpus() * prefill.workers
+                    + decode.layout.num_gpus() * decode.workers
             }
         }
     }

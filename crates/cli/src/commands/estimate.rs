@@ -4,7 +4,6 @@
 use crate::resolve;
 use anyhow::{bail, Context};
 use perf_model::predict::{predict, PredictOptions, Prediction};
-use perf_model::Calibration;
 use spec::model::QuantScheme;
 use spec::workload::Arrival;
 use spec::{
@@ -101,6 +100,9 @@ pub struct Args {
     /// YAML file of additional GPU systems.
     #[arg(long = "systems-file")]
     systems_file: Option<PathBuf>,
+    /// Efficiency figures fitted by `slaprof calibrate` (default: built in).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -244,8 +246,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         mode,
         workload: Workload { isl, osl, arrival },
     };
-    let cal = Calibration::builtin();
-    let p = predict(&model, &system, &cfg, cal, &PredictOptions::benchmark(cal))?;
+    let cal = resolve::load_calibration(a.calibration.as_deref())?;
+    let p = predict(
+        &model,
+        &system,
+        &cfg,
+        &cal,
+        &PredictOptions::benchmark(&cal),
+    )?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if a.json {
@@ -328,6 +336,30 @@ fn print_human(
         p.tokens_per_s_per_user
     )?;
     writeln!(out, "request throughput  {:>10.2} req/s", p.requests_per_s)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "step time (ms)", "GEMM", "attention", "comm", "overhead", "total"
+    )?;
+    for (name, b) in [
+        (
+            format!("prefill {} tokens", cfg.workload.isl),
+            &p.prefill_step,
+        ),
+        ("decode, mean batch".to_string(), &p.decode_step),
+    ] {
+        writeln!(
+            out,
+            "{:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            name,
+            b.gemm_ms,
+            b.attention_ms,
+            b.comm_ms,
+            b.overhead_ms,
+            b.total_ms()
+        )?;
+    }
     writeln!(out)?;
     writeln!(
         out,

@@ -1,3 +1,4 @@
+pub mod calibrate;
 pub mod estimate;
 pub mod models;
 pub mod systems;

@@ -38,6 +38,9 @@ pub struct SiliconArgs {
     /// YAML file of additional GPU systems.
     #[arg(long = "systems-file")]
     systems_file: Option<PathBuf>,
+    /// Efficiency figures fitted by `slaprof calibrate` (default: built in).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
     /// Print the summary as JSON instead of tables.
     #[arg(long)]
     json: bool,
