@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Predict TTFT, TPOT, throughput and memory of one serving configuration.
-    Estimate(commands::estimate::Args),
+    Estimate(Box<commands::estimate::Args>),
     /// Compare the performance model against measured serving data.
     Validate(commands::validate::Args),
     /// Fit the performance model's efficiency figures to measured data.
@@ -35,7 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Estimate(a) => commands::estimate::run(a),
+        Command::Estimate(a) => commands::estimate::run(*a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Calibrate(a) => commands::calibrate::run(a),
         Command::Models(a) => commands::models::run(a),

@@ -412,6 +412,24 @@ fn best_snapshot(model_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     Ok(newest)
 }
 
+/// The calibration to predict with: a fitted file from `slaprof calibrate`,
+/// or the figures shipped with slaprof.
+pub fn load_calibration(path: Option<&Path>) -> anyhow::Result<perf_model::Calibration> {
+    match path {
+        None => Ok(perf_model::Calibration::builtin().clone()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read calibration file {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a calibration file written by `slaprof calibrate`",
+                    p.display()
+                )
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,23 +559,5 @@ mod tests {
         std::fs::write(&p, one.replace("hbm_tbps: 1.5", "hbm_tbps: 0")).unwrap();
         let err = format!("{:#}", load_systems_file(&p).unwrap_err());
         assert!(err.contains("hbm_tbps"), "{err}");
-    }
-}
-
-/// The calibration to predict with: a fitted file from `slaprof calibrate`,
-/// or the figures shipped with slaprof.
-pub fn load_calibration(path: Option<&Path>) -> anyhow::Result<perf_model::Calibration> {
-    match path {
-        None => Ok(perf_model::Calibration::builtin().clone()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read calibration file {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a calibration file written by `slaprof calibrate`",
-                    p.display()
-                )
-            })
-        }
     }
 }

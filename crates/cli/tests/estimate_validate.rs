@@ -294,8 +294,6 @@ fn estimate_model_that_does_not_fit() {
 }
 
 #[test]
-#[ignore = "PredictError wraps ConfigError with #[error(\"{0}\")] + #[from] (an error source), \
-            so `{:#}` prints the message twice; un-ignore once it is #[error(transparent)]"]
 fn estimate_errors_are_not_repeated() {
     let mut args: Vec<&str> = qwen_tp2_human().to_vec();
     let i = args.iter().position(|a| *a == "--tp").unwrap();
@@ -620,8 +618,6 @@ fn validate_silicon_out_into_a_missing_directory_leaves_nothing_behind() {
 }
 
 #[test]
-#[ignore = "write_predictions returns on a failed rename without removing its \
-            .slaprof-*.tmp file; un-ignore once it cleans up"]
 fn validate_silicon_out_onto_a_directory_leaves_nothing_behind() {
     let Some((header, rows)) = reference() else {
         return;

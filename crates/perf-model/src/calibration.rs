@@ -42,6 +42,11 @@ pub struct BackendCalibration {
     pub graph_layer_overhead_us: f64,
     /// Host cost per sequence in the batch per step, microseconds.
     pub seq_overhead_us: f64,
+    /// What every request's first token costs the client beyond the engine's
+    /// work: HTTP, tokenization, queueing in the API server, the first
+    /// streamed chunk, ms.
+    #[serde(default)]
+    pub ttft_overhead_ms: f64,
     /// What a disaggregated request's first token costs beyond the prefill
     /// and the KV transfer (routing, bootstrap handshake, the decode
     /// worker's first step), ms.
@@ -74,6 +79,11 @@ pub struct Calibration {
     /// Simulated requests per client of a closed-loop benchmark (how many
     /// rounds the measurement tools ran).
     pub benchmark_rounds: f64,
+    /// Relative spread of request lengths in a benchmark (uniform ±j). Real
+    /// clients and engines never stay in perfect lockstep; this spread is
+    /// what lets simulated closed-loop clients drift apart as real ones do.
+    #[serde(default)]
+    pub benchmark_length_jitter: f64,
 }
 
 impl Calibration {

@@ -14,10 +14,52 @@ use spec::{GpuSystem, ModelArch, ServingConfig, ServingMode, WorkerGroup};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum PredictError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Sim(#[from] SimError),
+}
+
+/// `engines` identical, load-balanced engines simulated as one: the merged
+/// scheduler holds all their requests and each step costs what the busiest
+/// engine's share (`ceil(n / engines)` of the `n` sequences) costs, exactly
+/// as attention-DP ranks are treated inside one engine.
+#[derive(Debug, Clone, Copy)]
+pub struct MergedTimer<T> {
+    pub inner: T,
+    pub engines: f64,
+}
+
+impl<T: StepTimer> StepTimer for MergedTimer<T> {
+    #[inline]
+    fn step_ms(&self, b: &StepBatch) -> f64 {
+        if self.engines <= 1.0 {
+            return self.inner.step_ms(b);
+        }
+        let seqs = (b.prefill_seqs + b.decode_seqs) as f64;
+        if seqs == 0.0 {
+            return self.inner.step_ms(b);
+        }
+        let busiest = (seqs / self.engines).ceil();
+        let f = busiest / seqs;
+        let share = StepBatch {
+            prefill_tokens: (b.prefill_tokens as f64 * f).ceil() as u32,
+            prefill_seqs: (b.prefill_seqs as f64 * f).ceil() as u32,
+            prefill_attn_pairs: b.prefill_attn_pairs * f,
+            prefill_past_tokens: (b.prefill_past_tokens as f64 * f) as u64,
+            decode_seqs: (b.decode_seqs as f64 * f).ceil() as u32,
+            decode_kv_tokens: (b.decode_kv_tokens as f64 * f) as u64,
+        };
+        self.inner.step_ms(&share)
+    }
+}
+
+fn merge_scheduler(s: &SchedulerConfig, engines: u32) -> SchedulerConfig {
+    let mut out = *s;
+    out.max_num_seqs = s.max_num_seqs.saturating_mul(engines);
+    out.max_num_batched_tokens = s.max_num_batched_tokens.saturating_mul(engines);
+    out.num_kv_blocks = s.num_kv_blocks.saturating_mul(engines);
+    out
 }
 
 /// A timer that sees every simulated request as `k` identical real ones.
@@ -66,6 +108,8 @@ fn scale_scheduler(s: &SchedulerConfig, k: u32) -> SchedulerConfig {
 pub struct PredictOptions {
     /// Requests per client of a closed loop (the benchmark's rounds).
     pub rounds: f64,
+    /// Relative spread of request lengths (see `Calibration`).
+    pub length_jitter: f64,
     /// Closed loops with more clients than this per engine are simulated
     /// with [`ScaledTimer`].
     pub max_simulated_clients: u32,
@@ -79,6 +123,7 @@ impl PredictOptions {
     pub fn benchmark(cal: &Calibration) -> Self {
         PredictOptions {
             rounds: cal.benchmark_rounds,
+            length_jitter: cal.benchmark_length_jitter.clamp(0.0, 0.9),
             max_simulated_clients: 256,
             fast_forward: true,
             seed: 0,
@@ -202,6 +247,30 @@ fn scale_factor(clients: u32, engines: u32, opts: &PredictOptions) -> u32 {
         .max(1)
 }
 
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Delays every request's first token (and so its end) by `ms`.
+fn shift_first_token(report: &mut SimReport, ms: f64) {
+    for dist in [&mut report.ttft, &mut report.e2e] {
+        if dist.count == 0 {
+            continue;
+        }
+        dist.mean += ms;
+        dist.min += ms;
+        dist.max += ms;
+        dist.p50 += ms;
+        dist.p90 += ms;
+        dist.p95 += ms;
+        dist.p99 += ms;
+    }
+}
+
 /// Worker counts for a disaggregated deployment whose counts are unknown
 /// (`workers == 0`), sized as an operator would: enough decode workers to
 /// hold every client's sequence in their KV cache and batch limits, and
@@ -253,7 +322,7 @@ pub fn auto_disagg_workers(
     (prefill_workers as u32, decode_workers as u32)
 }
 
-fn sim_workload(cfg: &ServingConfig, workers: u32, k: u32) -> sim::Workload {
+fn sim_workload(cfg: &ServingConfig, workers: u32, k: u32, opts: &PredictOptions) -> sim::Workload {
     let w = &cfg.workload;
     let arrivals = match w.arrival {
         Arrival::Concurrency(c) => Arrivals::Closed {
@@ -267,7 +336,7 @@ fn sim_workload(cfg: &ServingConfig, workers: u32, k: u32) -> sim::Workload {
         isl: w.isl,
         osl: w.osl,
         arrivals,
-        length_jitter: 0.0,
+        length_jitter: opts.length_jitter,
         shared_prefix: None,
     }
 }
@@ -325,7 +394,7 @@ pub fn predict(
                 Arrival::Concurrency(c) => scale_factor(c, workers.workers, opts),
                 Arrival::RequestRate(_) => 1,
             };
-            let workload = sim_workload(cfg, workers.workers.max(1), k);
+            let workload = sim_workload(cfg, workers.workers.max(1), k, opts);
             let timer = ScaledTimer {
                 inner: &e.timer,
                 k: k as f64,
@@ -356,29 +425,43 @@ pub fn predict(
                     decode.workers = dw;
                 }
             }
-            let k = match cfg.workload.arrival {
-                Arrival::Concurrency(c) => scale_factor(c, decode.workers, opts),
+            // Symmetry: P prefill and D decode workers serving C clients
+            // behave like P/g and D/g workers serving C/g, for g = gcd(P, D).
+            let g = match cfg.workload.arrival {
+                Arrival::Concurrency(_) => gcd(prefill.workers.max(1), decode.workers.max(1)),
                 Arrival::RequestRate(_) => 1,
             };
-            let prefill_setups: Vec<EngineSetup<ScaledTimer>> = (0..prefill.workers.max(1))
+            let k = match cfg.workload.arrival {
+                Arrival::Concurrency(c) => scale_factor(c, 1, opts),
+                Arrival::RequestRate(_) => 1,
+            };
+            // Prefill engines stay separate: one prompt is never split
+            // between them, so their queues matter.
+            let prefill_setups: Vec<_> = (0..(prefill.workers.max(1) / g))
                 .map(|_| EngineSetup {
                     config: scale_scheduler(&p.scheduler, k),
-                    timer: ScaledTimer {
-                        inner: &p.timer,
-                        k: k as f64,
+                    timer: MergedTimer {
+                        inner: ScaledTimer {
+                            inner: &p.timer,
+                            k: k as f64,
+                        },
+                        engines: 1.0,
                     },
                 })
                 .collect();
-            let decode_setups: Vec<EngineSetup<ScaledTimer>> = (0..decode.workers.max(1))
-                .map(|_| EngineSetup {
-                    config: scale_scheduler(&d.scheduler, k),
-                    timer: ScaledTimer {
+            // Decode engines share one merged scheduler (see `MergedTimer`).
+            let decode_engines = decode.workers.max(1) / g;
+            let decode_setups = vec![EngineSetup {
+                config: merge_scheduler(&scale_scheduler(&d.scheduler, k), decode_engines),
+                timer: MergedTimer {
+                    inner: ScaledTimer {
                         inner: &d.timer,
                         k: k as f64,
                     },
-                })
-                .collect();
-            let workload = sim_workload(cfg, 1, k);
+                    engines: decode_engines as f64,
+                },
+            }];
+            let workload = sim_workload(cfg, g, k, opts);
             let transfer = |tokens: u32| kv_transfer_ms(&p, &d, tokens);
             let mut report = sim::run_disaggregated(
                 &prefill_setups,
@@ -387,9 +470,10 @@ pub fn predict(
                 &workload,
                 &sim_options(&workload, opts),
             )?;
-            report.output_tokens_per_s *= k as f64;
-            report.input_tokens_per_s *= k as f64;
-            report.requests_per_s *= k as f64;
+            let scale = (k * g) as f64;
+            report.output_tokens_per_s *= scale;
+            report.input_tokens_per_s *= scale;
+            report.requests_per_s *= scale;
             num_gpus = prefill.layout.num_gpus() * prefill.workers
                 + decode.layout.num_gpus() * decode.workers;
             // The client sees its first token only once the decode worker has
@@ -397,15 +481,7 @@ pub fn predict(
             // end of the prefill).
             let shift =
                 kv_transfer_ms(&p, &d, isl) + cal.backend(cfg.backend).disagg_ttft_overhead_ms;
-            for dist in [&mut report.ttft, &mut report.e2e] {
-                dist.mean += shift;
-                dist.min += shift;
-                dist.max += shift;
-                dist.p50 += shift;
-                dist.p90 += shift;
-                dist.p95 += shift;
-                dist.p99 += shift;
-            }
+            shift_first_token(&mut report, shift);
             probe(&p.timer, &d.timer, report.mean_batch * k as f64);
             (
                 report,
@@ -416,6 +492,9 @@ pub fn predict(
             )
         }
     };
+    // What the client adds to every first token (API server, tokenization).
+    let mut report = report;
+    shift_first_token(&mut report, cal.backend(cfg.backend).ttft_overhead_ms);
     let tpot_ms = report.tpot.mean;
     Ok(Prediction {
         ttft_ms: report.ttft.mean,

@@ -350,7 +350,13 @@ impl StepCostModel {
         // ceiling share of the sequences, and everyone waits for it.
         let seqs_rank = (seqs / self.dp).ceil();
         let share = if seqs > 0.0 { seqs_rank / seqs } else { 1.0 };
-        let t_rank = (t * share).ceil();
+        // Multiply before dividing: whole numbers stay exact, so the ceiling
+        // never rounds 11.000000000000002 up to 12.
+        let t_rank = if seqs > 0.0 {
+            (t * seqs_rank / seqs).ceil()
+        } else {
+            t
+        };
 
         let mut gemm = self.attn_proj.time(t_rank) + self.dense.time(t) + self.lm_head.time(seqs);
         if self.experts_local > 0.0 {
@@ -377,11 +383,7 @@ impl StepCostModel {
         attention += kv.min(d_seqs * self.sliding_window) * self.sliding_decode_ms_per_token;
         attention += seqs_rank * self.linear_ms_per_seq + p_tokens * self.linear_ms_per_token;
 
-        let comm = if self.comm_fixed_ms > 0.0 {
-            self.comm_fixed_ms + t_rank * self.comm_ms_per_token
-        } else {
-            0.0
-        };
+        let comm = self.comm_fixed_ms + t_rank * self.comm_ms_per_token;
         let layers = if b.prefill_tokens > 0 {
             self.eager_layers_ms
         } else {

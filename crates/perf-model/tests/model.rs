@@ -563,8 +563,6 @@ fn tp2_prefill_pays_two_all_reduces_per_layer() {
 }
 
 #[test]
-#[ignore = "StepCostModel::breakdown drops all communication when the fixed latency is 0 \
-            (it gates comm on comm_fixed_ms > 0); un-ignore once that is fixed"]
 fn collectives_cost_bandwidth_even_with_zero_latency() {
     let cal = ideal_calibration();
     assert_eq!(cal.vllm.comm_latency_us, 0.0);
@@ -573,9 +571,6 @@ fn collectives_cost_bandwidth_even_with_zero_latency() {
 }
 
 #[test]
-#[ignore = "StepCostModel::breakdown computes the busiest DP rank's tokens as \
-            ceil(t * (seqs_rank / seqs)), which rounds 11.000000000000002 up to 12; \
-            un-ignore once it is ceil(t * seqs_rank / seqs)"]
 fn busiest_dp_rank_gets_the_ceiling_share_exactly() {
     // 167 decodes over 16 DP ranks: the busiest rank runs 11, as with 176.
     let mut cal = ideal_calibration();

@@ -141,9 +141,10 @@ enum Knob {
     Backend(Backend, &'static str),
     Generation(&'static str, bool),
     Rounds,
+    Jitter,
 }
 
-const BACKEND_FIELDS: [&str; 15] = [
+const BACKEND_FIELDS: [&str; 16] = [
     "gemm_eff",
     "fp4_gemm_eff",
     "gemm_m_pad",
@@ -159,6 +160,7 @@ const BACKEND_FIELDS: [&str; 15] = [
     "graph_layer_overhead_us",
     "seq_overhead_us",
     "disagg_ttft_overhead_ms",
+    "ttft_overhead_ms",
 ];
 
 fn field<'a>(b: &'a mut BackendCalibration, name: &str) -> (&'a mut f64, bool) {
@@ -177,6 +179,7 @@ fn field<'a>(b: &'a mut BackendCalibration, name: &str) -> (&'a mut f64, bool) {
         "layer_overhead_us" => (&mut b.layer_overhead_us, false),
         "graph_layer_overhead_us" => (&mut b.graph_layer_overhead_us, false),
         "seq_overhead_us" => (&mut b.seq_overhead_us, false),
+        "ttft_overhead_ms" => (&mut b.ttft_overhead_ms, false),
         _ => (&mut b.disagg_ttft_overhead_ms, false),
     }
 }
@@ -198,11 +201,14 @@ fn apply(cal: &Calibration, knob: Knob, factor: f64) -> Calibration {
             }
         }
         Knob::Rounds => (&mut c.benchmark_rounds, false),
+        Knob::Jitter => (&mut c.benchmark_length_jitter, false),
     };
     *v = (*v * factor).max(1e-3);
     if fraction {
         *v = v.min(1.0);
     }
+    c.benchmark_length_jitter = c.benchmark_length_jitter.min(0.9);
+    c.benchmark_rounds = c.benchmark_rounds.max(1.0);
     c
 }
 
@@ -213,6 +219,7 @@ fn knob_name(k: Knob) -> String {
             format!("{g}.{}", if c { "compute_scale" } else { "memory_scale" })
         }
         Knob::Rounds => "benchmark_rounds".into(),
+        Knob::Jitter => "benchmark_length_jitter".into(),
     }
 }
 
@@ -220,7 +227,7 @@ fn touches(k: Knob, p: &Prepared) -> bool {
     match k {
         Knob::Backend(b, _) => p.backend == b,
         Knob::Generation(g, _) => p.generation == g,
-        Knob::Rounds => true,
+        Knob::Rounds | Knob::Jitter => true,
     }
 }
 
@@ -280,6 +287,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         knobs.push(Knob::Generation(g, false));
     }
     knobs.push(Knob::Rounds);
+    knobs.push(Knob::Jitter);
+    // A multiplicative search cannot leave zero.
+    cal.benchmark_length_jitter = cal.benchmark_length_jitter.max(0.02);
+    for b in Backend::ALL {
+        let k = cal.backend_mut(b);
+        k.ttft_overhead_ms = k.ttft_overhead_ms.max(1.0);
+    }
 
     let (mut best, t0, o0) = objective(&fit, &cal);
     eprintln!(

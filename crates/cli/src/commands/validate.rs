@@ -234,9 +234,12 @@ fn write_predictions(path: &Path, results: &[RowResult]) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir)?;
+    // A temporary file beside the destination: the final rename is atomic,
+    // and on any failure the guard deletes it, so nothing half-written stays.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     {
-        let mut w = csv::Writer::from_writer(&mut tmp.1);
+        let mut w = csv::Writer::from_writer(tmp.as_file_mut());
         w.write_record(["id", "ttft_ms", "tpot_ms", "error"])?;
         for r in results {
             match &r.prediction {
@@ -251,26 +254,9 @@ fn write_predictions(path: &Path, results: &[RowResult]) -> anyhow::Result<()> {
         }
         w.flush()?;
     }
-    tmp.1.sync_all().ok();
-    std::fs::rename(&tmp.0, path).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
     Ok(())
-}
-
-/// A uniquely named temporary file next to the destination, so the final
-/// rename is atomic and a failed run leaves no half-written output.
-fn tempfile_in(dir: &Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
-    let name = format!(
-        ".slaprof-{}-{}.tmp",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    let path = dir.join(name);
-    let f = std::fs::File::create(&path)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    Ok((path, f))
 }
 
 fn fmt_pct(v: f64) -> String {
@@ -320,12 +306,8 @@ fn silicon(a: SiliconArgs) -> anyhow::Result<ExitCode> {
     if rows.is_empty() {
         bail!("{} has a header but no rows", a.file.display());
     }
-    let results = predict_rows(
-        rows,
-        &a.model_configs,
-        &extra_systems,
-        Calibration::builtin(),
-    );
+    let cal = resolve::load_calibration(a.calibration.as_deref())?;
+    let results = predict_rows(rows, &a.model_configs, &extra_systems, &cal);
     if let Some(out) = &a.out {
         write_predictions(out, &results)?;
     }
