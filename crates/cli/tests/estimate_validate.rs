@@ -637,3 +637,62 @@ fn validate_silicon_out_onto_a_directory_leaves_nothing_behind() {
     let stray = stray_files(tmp.path(), &[&input]);
     assert!(stray.is_empty(), "left behind: {stray:?}");
 }
+
+#[test]
+fn calibrate_writes_a_calibration_that_validate_and_estimate_use() {
+    let Some((header, rows)) = reference() else {
+        return;
+    };
+    let sample = sample_rows(&header, &rows);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("rows.csv");
+    let cal = tmp.path().join("cal.json");
+    write_csv(&input, &header, &sample);
+    slaprof(tmp.path())
+        .args(["calibrate", "silicon"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&cal)
+        .args(["--sweeps", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("fitted rows (6)"));
+    let fitted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    for b in ["trtllm", "vllm", "sglang"] {
+        let eff = fitted[b]["gemm_eff"].as_f64().unwrap();
+        assert!(eff > 0.0 && eff <= 1.0, "{b} gemm_eff {eff}");
+    }
+    slaprof(tmp.path())
+        .args(["validate", "silicon"])
+        .arg(&input)
+        .arg("--calibration")
+        .arg(&cal)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("6 rows in"));
+    let mut args: Vec<&str> = qwen_tp2_human().to_vec();
+    args.push("--calibration");
+    slaprof(tmp.path())
+        .args(&args)
+        .arg(&cal)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("TTFT"));
+}
+
+#[test]
+fn a_bad_calibration_file_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"{"trtllm": {"gemm_eff": 0.5}}"#).unwrap();
+    let mut args: Vec<&str> = qwen_tp2_human().to_vec();
+    args.push("--calibration");
+    slaprof(tmp.path())
+        .args(&args)
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("bad.json"))
+        .stderr(predicate::str::contains("panicked").not());
+}
