@@ -247,6 +247,10 @@ fn scale_factor(clients: u32, engines: u32, opts: &PredictOptions) -> u32 {
         .max(1)
 }
 
+/// Decode sequences per attention-DP rank an operator sizes a disaggregated
+/// decode worker for (see [`auto_disagg_workers`]).
+pub const DECODE_BATCH_PER_RANK: f64 = 512.0;
+
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {
         a.max(1)
@@ -284,7 +288,10 @@ pub fn auto_disagg_workers(
     let isl = cfg.workload.isl as f64;
     let osl = cfg.workload.osl as f64;
     let seq_cap = (d.memory.max_kv_tokens as f64 / (isl + osl)).floor();
-    let cap = seq_cap.min(d.scheduler.max_num_seqs as f64).max(1.0);
+    // Published disaggregated recipes keep decode batches to a few hundred per
+    // attention rank: larger ones buy little throughput for much latency.
+    let recipe = DECODE_BATCH_PER_RANK * d.spec.layout.dp as f64;
+    let cap = seq_cap.min(d.scheduler.max_num_seqs as f64).min(recipe).max(1.0);
     let decode_step = |batch: f64| {
         d.timer.step_ms(&StepBatch {
             decode_seqs: batch.round().max(1.0) as u32,
