@@ -40,6 +40,11 @@ pub struct BackendCalibration {
     pub layer_overhead_us: f64,
     /// Launch cost per layer for decode-only steps (CUDA graphs), microseconds.
     pub graph_layer_overhead_us: f64,
+    /// Extra cost of an MoE layer in a step without CUDA graphs (router,
+    /// top-k, token permutation and the grouped GEMM's host-side setup are
+    /// many more kernels than a dense MLP), microseconds.
+    #[serde(default)]
+    pub moe_layer_overhead_us: f64,
     /// Host cost per sequence in the batch per step, microseconds.
     pub seq_overhead_us: f64,
     /// What every request's first token costs the client beyond the engine's

@@ -291,7 +291,10 @@ pub fn auto_disagg_workers(
     // Published disaggregated recipes keep decode batches to a few hundred per
     // attention rank: larger ones buy little throughput for much latency.
     let recipe = DECODE_BATCH_PER_RANK * d.spec.layout.dp as f64;
-    let cap = seq_cap.min(d.scheduler.max_num_seqs as f64).min(recipe).max(1.0);
+    let cap = seq_cap
+        .min(d.scheduler.max_num_seqs as f64)
+        .min(recipe)
+        .max(1.0);
     let decode_step = |batch: f64| {
         d.timer.step_ms(&StepBatch {
             decode_seqs: batch.round().max(1.0) as u32,

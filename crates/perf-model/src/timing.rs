@@ -333,7 +333,9 @@ impl StepCostModel {
             comm_fixed_ms,
             comm_ms_per_token,
             step_overhead_ms: k.step_overhead_ms,
-            eager_layers_ms: layers * k.layer_overhead_us / 1e3,
+            eager_layers_ms: (layers * k.layer_overhead_us
+                + m.layers.moe_ffn as f64 * k.moe_layer_overhead_us)
+                / 1e3,
             graph_layers_ms: layers * k.graph_layer_overhead_us / 1e3,
             seq_overhead_ms: k.seq_overhead_us / 1e3,
         })
