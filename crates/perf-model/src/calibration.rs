@@ -45,6 +45,10 @@ pub struct BackendCalibration {
     /// many more kernels than a dense MLP), microseconds.
     #[serde(default)]
     pub moe_layer_overhead_us: f64,
+    /// The same for decode-only steps replayed from CUDA graphs: each of an
+    /// MoE layer's extra kernels still has a latency floor, microseconds.
+    #[serde(default)]
+    pub graph_moe_layer_overhead_us: f64,
     /// Host cost per sequence in the batch per step, microseconds.
     pub seq_overhead_us: f64,
     /// What every request's first token costs the client beyond the engine's

@@ -336,7 +336,9 @@ impl StepCostModel {
             eager_layers_ms: (layers * k.layer_overhead_us
                 + m.layers.moe_ffn as f64 * k.moe_layer_overhead_us)
                 / 1e3,
-            graph_layers_ms: layers * k.graph_layer_overhead_us / 1e3,
+            graph_layers_ms: (layers * k.graph_layer_overhead_us
+                + m.layers.moe_ffn as f64 * k.graph_moe_layer_overhead_us)
+                / 1e3,
             seq_overhead_ms: k.seq_overhead_us / 1e3,
         })
     }

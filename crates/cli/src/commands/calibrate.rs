@@ -144,7 +144,7 @@ enum Knob {
     Jitter,
 }
 
-const BACKEND_FIELDS: [&str; 17] = [
+const BACKEND_FIELDS: [&str; 18] = [
     "gemm_eff",
     "fp4_gemm_eff",
     "gemm_m_pad",
@@ -162,6 +162,7 @@ const BACKEND_FIELDS: [&str; 17] = [
     "disagg_ttft_overhead_ms",
     "ttft_overhead_ms",
     "moe_layer_overhead_us",
+    "graph_moe_layer_overhead_us",
 ];
 
 fn field<'a>(b: &'a mut BackendCalibration, name: &str) -> (&'a mut f64, bool) {
@@ -182,6 +183,7 @@ fn field<'a>(b: &'a mut BackendCalibration, name: &str) -> (&'a mut f64, bool) {
         "seq_overhead_us" => (&mut b.seq_overhead_us, false),
         "ttft_overhead_ms" => (&mut b.ttft_overhead_ms, false),
         "moe_layer_overhead_us" => (&mut b.moe_layer_overhead_us, false),
+        "graph_moe_layer_overhead_us" => (&mut b.graph_moe_layer_overhead_us, false),
         _ => (&mut b.disagg_ttft_overhead_ms, false),
     }
 }
@@ -296,6 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let k = cal.backend_mut(b);
         k.ttft_overhead_ms = k.ttft_overhead_ms.max(1.0);
         k.moe_layer_overhead_us = k.moe_layer_overhead_us.max(1.0);
+        k.graph_moe_layer_overhead_us = k.graph_moe_layer_overhead_us.max(1.0);
     }
 
     let (mut best, t0, o0) = objective(&fit, &cal);
