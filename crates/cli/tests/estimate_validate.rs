@@ -696,3 +696,46 @@ fn a_bad_calibration_file_is_refused_by_name() {
         .stderr(predicate::str::contains("bad.json"))
         .stderr(predicate::str::contains("panicked").not());
 }
+
+#[test]
+fn estimate_finds_a_model_in_the_hugging_face_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snapshot = tmp
+        .path()
+        .join("hub/models--acme--tiny-llama/snapshots/0123abcd");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    // A small Llama-style model described with the standard fields only.
+    std::fs::write(
+        snapshot.join("config.json"),
+        r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 2048,
+            "num_hidden_layers": 16, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "intermediate_size": 8192,
+            "vocab_size": 32000, "max_position_embeddings": 8192}"#,
+    )
+    .unwrap();
+    let out = slaprof(tmp.path())
+        .args([
+            "estimate",
+            "--model",
+            "acme/tiny-llama",
+            "--system",
+            "h100_sxm",
+            "--backend",
+            "vllm",
+            "--isl",
+            "512",
+            "--osl",
+            "64",
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["model"], "acme/tiny-llama");
+    assert!(doc["prediction"]["ttft_ms"].as_f64().unwrap() > 0.0);
+}
