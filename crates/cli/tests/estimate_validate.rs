@@ -739,3 +739,36 @@ fn estimate_finds_a_model_in_the_hugging_face_cache() {
     assert_eq!(doc["model"], "acme/tiny-llama");
     assert!(doc["prediction"]["ttft_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn estimate_requests_longer_than_the_context_window() {
+    // Qwen3-32B's context is 40,960 tokens.
+    estimate_fails(
+        &[("--isl", "45000")],
+        &["45000", "40960", "Qwen/Qwen3-32B", "shorten"],
+    );
+}
+
+#[test]
+fn estimate_warns_when_the_request_rate_overloads_the_deployment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = qwen_tp2_human().to_vec();
+    let i = args.iter().position(|a| *a == "--concurrency").unwrap();
+    args[i] = "--request-rate";
+    args[i + 1] = "500";
+    slaprof(tmp.path())
+        .args(&args)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "warning: the deployment completes",
+        ))
+        .stdout(predicate::str::contains("500 req/s arrive"));
+    // A rate it can serve gets no warning.
+    args[i + 1] = "0.5";
+    slaprof(tmp.path())
+        .args(&args)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning").not());
+}

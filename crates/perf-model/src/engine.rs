@@ -47,6 +47,14 @@ pub enum ConfigError {
         tokens: u64,
         needed: u64,
     },
+    #[error("ISL {isl} + OSL {osl} = {total} tokens exceeds the {limit}-token context of {model}; shorten the requests")]
+    ContextTooLong {
+        model: String,
+        isl: u32,
+        osl: u32,
+        total: u64,
+        limit: u32,
+    },
     #[error("{system} has no {dtype} tensor cores and {backend} cannot emulate {precision} there")]
     PrecisionUnsupported {
         system: String,

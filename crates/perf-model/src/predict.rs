@@ -377,6 +377,17 @@ pub fn predict(
     cal: &Calibration,
     opts: &PredictOptions,
 ) -> Result<Prediction, PredictError> {
+    let total = cfg.workload.isl as u64 + cfg.workload.osl as u64;
+    if total > model.max_position_embeddings as u64 {
+        return Err(ConfigError::ContextTooLong {
+            model: model.name.clone(),
+            isl: cfg.workload.isl,
+            osl: cfg.workload.osl,
+            total,
+            limit: model.max_position_embeddings,
+        }
+        .into());
+    }
     let mut num_gpus = cfg.num_gpus();
     let isl = cfg.workload.isl;
     let osl = cfg.workload.osl;

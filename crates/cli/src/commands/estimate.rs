@@ -336,6 +336,15 @@ fn print_human(
         p.tokens_per_s_per_user
     )?;
     writeln!(out, "request throughput  {:>10.2} req/s", p.requests_per_s)?;
+    if let Arrival::RequestRate(r) = cfg.workload.arrival {
+        if p.requests_per_s < 0.95 * r {
+            writeln!(
+                out,
+                "warning: the deployment completes {:.2} req/s but {r} req/s arrive: the queue grows without bound, add workers or GPUs",
+                p.requests_per_s
+            )?;
+        }
+    }
     writeln!(out)?;
     writeln!(
         out,
