@@ -10,7 +10,6 @@ use spec::{
     Backend, KvDtype, ParallelLayout, Precision, ServingConfig, ServingMode, WorkerGroup, Workload,
 };
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq)]
@@ -94,15 +93,8 @@ pub struct Args {
     /// Output sequence length (tokens).
     #[arg(long, allow_negative_numbers = true)]
     osl: i64,
-    /// Extra folders of `ORG--NAME.json` model configs.
-    #[arg(long = "model-configs")]
-    model_configs: Vec<PathBuf>,
-    /// YAML file of additional GPU systems.
-    #[arg(long = "systems-file")]
-    systems_file: Option<PathBuf>,
-    /// Efficiency figures fitted by `slaprof calibrate` (default: built in).
-    #[arg(long)]
-    calibration: Option<PathBuf>,
+    #[command(flatten)]
+    sources: super::Sources,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -175,11 +167,8 @@ fn parse_layout_spec(flag: &str, s: &str) -> anyhow::Result<ParallelLayout> {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let backend: Backend = a.backend.parse()?;
-    let extra_systems = match &a.systems_file {
-        Some(p) => resolve::load_systems_file(p)?,
-        None => Vec::new(),
-    };
-    let model = resolve::resolve_model(&a.model, &a.model_configs)?;
+    let extra_systems = a.sources.systems()?;
+    let model = resolve::resolve_model(&a.model, &a.sources.model_configs)?;
     let system = resolve::resolve_system(&a.system, &extra_systems)?;
     let isl = positive("isl", a.isl)?;
     let osl = positive("osl", a.osl)?;
@@ -246,7 +235,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         mode,
         workload: Workload { isl, osl, arrival },
     };
-    let cal = resolve::load_calibration(a.calibration.as_deref())?;
+    let cal = a.sources.calibration()?;
     let p = predict(
         &model,
         &system,

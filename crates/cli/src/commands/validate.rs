@@ -32,15 +32,8 @@ pub struct SiliconArgs {
     /// Where to write `id,ttft_ms,tpot_ms,error`.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Extra folders of `ORG--NAME.json` model configs.
-    #[arg(long = "model-configs")]
-    model_configs: Vec<PathBuf>,
-    /// YAML file of additional GPU systems.
-    #[arg(long = "systems-file")]
-    systems_file: Option<PathBuf>,
-    /// Efficiency figures fitted by `slaprof calibrate` (default: built in).
-    #[arg(long)]
-    calibration: Option<PathBuf>,
+    #[command(flatten)]
+    sources: super::Sources,
     /// Print the summary as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -298,16 +291,13 @@ fn print_table(
 
 fn silicon(a: SiliconArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let extra_systems = match &a.systems_file {
-        Some(p) => resolve::load_systems_file(p)?,
-        None => Vec::new(),
-    };
+    let extra_systems = a.sources.systems()?;
     let rows = read_rows(&a.file)?;
     if rows.is_empty() {
         bail!("{} has a header but no rows", a.file.display());
     }
-    let cal = resolve::load_calibration(a.calibration.as_deref())?;
-    let results = predict_rows(rows, &a.model_configs, &extra_systems, &cal);
+    let cal = a.sources.calibration()?;
+    let results = predict_rows(rows, &a.sources.model_configs, &extra_systems, &cal);
     if let Some(out) = &a.out {
         write_predictions(out, &results)?;
     }
