@@ -48,6 +48,11 @@ pub struct SiliconArgs {
     /// (repeatable): a check that the figures generalise.
     #[arg(long = "hold-out")]
     hold_out: Vec<String>,
+    /// Fit only on rows that describe their whole deployment: leave out
+    /// disaggregated rows without worker counts, whose sizing slaprof has
+    /// to assume (they are still reported).
+    #[arg(long = "complete-rows-only")]
+    complete_rows_only: bool,
     /// Coordinate-descent sweeps.
     #[arg(long, default_value_t = 6)]
     sweeps: u32,
@@ -275,7 +280,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .any(|h| h.eq_ignore_ascii_case(&p.row.model_path))
     };
-    let fit: Vec<&Prepared> = prepared.iter().filter(|p| !held_out(p)).collect();
+    let incomplete = |p: &Prepared| {
+        p.row.mode.trim() == "disagg"
+            && (p.row.prefill_num_workers.is_none() || p.row.decode_num_workers.is_none())
+    };
+    let fit: Vec<&Prepared> = prepared
+        .iter()
+        .filter(|p| !held_out(p) && !(a.complete_rows_only && incomplete(p)))
+        .collect();
     let test: Vec<&Prepared> = prepared.iter().filter(|p| held_out(p)).collect();
     if fit.is_empty() {
         bail!("no rows left to fit on");
