@@ -104,6 +104,9 @@ pub fn predict_rows(
         });
     }
     let opts = PredictOptions::benchmark(cal);
+    // Profiling aid: SLAPROF_ROW_TIMES=1 prints each row's prediction time on
+    // stderr, to find the configurations the simulator spends its time on.
+    let trace_row_times = std::env::var_os("SLAPROF_ROW_TIMES").is_some();
     rows.into_par_iter()
         .map(|row| {
             let t0 = std::time::Instant::now();
@@ -114,7 +117,7 @@ pub fn predict_rows(
                 let p = predict(model, system, &cfg, cal, &opts).map_err(|e| e.to_string())?;
                 Ok((p.ttft_ms, p.tpot_ms))
             })();
-            if std::env::var_os("SLAPROF_ROW_TIMES").is_some() {
+            if trace_row_times {
                 eprintln!("ROWTIME {} {:.4}", row.id, t0.elapsed().as_secs_f64());
             }
             RowResult { row, prediction }
