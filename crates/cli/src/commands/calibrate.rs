@@ -286,7 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let fit: Vec<&Prepared> = prepared
         .iter()
-        .filter(|p| !held_out(p) && !(a.complete_rows_only && incomplete(p)))
+        .filter(|p| !(held_out(p) || a.complete_rows_only && incomplete(p)))
         .collect();
     let test: Vec<&Prepared> = prepared.iter().filter(|p| held_out(p)).collect();
     if fit.is_empty() {
