@@ -772,3 +772,35 @@ fn estimate_warns_when_the_request_rate_overloads_the_deployment() {
         .success()
         .stdout(predicate::str::contains("warning").not());
 }
+
+#[test]
+fn calibrate_complete_rows_only_leaves_out_disagg_rows_without_worker_counts() {
+    let Some((header, rows)) = reference() else {
+        return;
+    };
+    let sample = sample_rows(&header, &rows);
+    let (mode, pw, dw) = (
+        col(&header, "mode"),
+        col(&header, "prefill_num_workers"),
+        col(&header, "decode_num_workers"),
+    );
+    let incomplete = sample
+        .iter()
+        .filter(|r| &r[mode] == "disagg" && (r[pw].is_empty() || r[dw].is_empty()))
+        .count();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("rows.csv");
+    write_csv(&input, &header, &sample);
+    slaprof(tmp.path())
+        .args(["calibrate", "silicon"])
+        .arg(&input)
+        .arg("--out")
+        .arg(tmp.path().join("cal.json"))
+        .args(["--sweeps", "1", "--complete-rows-only"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "fitted rows ({})",
+            sample.len() - incomplete
+        )));
+}
