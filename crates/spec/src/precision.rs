@@ -37,6 +37,15 @@ pub enum KvDtype {
     Fp8,
 }
 
+impl fmt::Display for KvDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KvDtype::Bf16 => "bf16",
+            KvDtype::Fp8 => "fp8",
+        })
+    }
+}
+
 impl KvDtype {
     pub fn bytes(self) -> f64 {
         match self {

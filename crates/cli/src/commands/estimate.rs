@@ -185,12 +185,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Some(p) => QuantScheme::uniform(p.parse::<Precision>()?),
         None => model.native_quant,
     };
-    if let Some(kv) = a.kv_cache_dtype {
-        quant.kv = match kv {
-            KvArg::Bf16 => KvDtype::Bf16,
-            KvArg::Fp8 => KvDtype::Fp8,
-        };
-    }
+    // Serving recipes run an fp8 cache with fp8/fp4 GEMMs (the same rule
+    // `validate` applies to measured rows) unless the checkpoint says fp8.
+    quant.kv = match a.kv_cache_dtype {
+        Some(KvArg::Bf16) => KvDtype::Bf16,
+        Some(KvArg::Fp8) => KvDtype::Fp8,
+        None if quant.kv == KvDtype::Fp8 => KvDtype::Fp8,
+        None => quant.gemm.default_kv_dtype(),
+    };
     let max_batch = a.max_batch.map(|b| positive("max-batch", b)).transpose()?;
     let mode = match a.mode {
         Mode::Agg => {
@@ -288,7 +290,7 @@ fn print_human(
     }
     writeln!(
         out,
-        "weights {} / moe {} / kv {:?}; ISL {} OSL {}, {arrival}\n",
+        "weights {} / moe {} / kv {}; ISL {} OSL {}, {arrival}\n",
         cfg.quant.gemm, cfg.quant.moe, cfg.quant.kv, cfg.workload.isl, cfg.workload.osl
     )?;
     writeln!(
