@@ -41,16 +41,7 @@ impl<T: StepTimer> StepTimer for MergedTimer<T> {
             return self.inner.step_ms(b);
         }
         let busiest = (seqs / self.engines).ceil();
-        let f = busiest / seqs;
-        let share = StepBatch {
-            prefill_tokens: (b.prefill_tokens as f64 * f).ceil() as u32,
-            prefill_seqs: (b.prefill_seqs as f64 * f).ceil() as u32,
-            prefill_attn_pairs: b.prefill_attn_pairs * f,
-            prefill_past_tokens: (b.prefill_past_tokens as f64 * f) as u64,
-            decode_seqs: (b.decode_seqs as f64 * f).ceil() as u32,
-            decode_kv_tokens: (b.decode_kv_tokens as f64 * f) as u64,
-        };
-        self.inner.step_ms(&share)
+        self.inner.step_ms(&b.scaled(busiest / seqs))
     }
 }
 
@@ -82,16 +73,7 @@ impl StepTimer for ScaledTimer<'_> {
         if self.k == 1.0 {
             return self.inner.step_ms(b);
         }
-        let k = self.k;
-        let scaled = StepBatch {
-            prefill_tokens: (b.prefill_tokens as f64 * k) as u32,
-            prefill_seqs: (b.prefill_seqs as f64 * k) as u32,
-            prefill_attn_pairs: b.prefill_attn_pairs * k,
-            prefill_past_tokens: (b.prefill_past_tokens as f64 * k) as u64,
-            decode_seqs: (b.decode_seqs as f64 * k) as u32,
-            decode_kv_tokens: (b.decode_kv_tokens as f64 * k) as u64,
-        };
-        self.inner.step_ms(&scaled)
+        self.inner.step_ms(&b.scaled(self.k))
     }
 }
 

@@ -25,6 +25,20 @@ impl StepBatch {
         self.prefill_tokens == 0 && self.decode_seqs == 0
     }
 
+    /// The batch times `f`: sequence and token counts round up (part of a
+    /// sequence is still a sequence to schedule), summed lengths truncate.
+    /// Exact for whole-number factors.
+    pub fn scaled(&self, f: f64) -> StepBatch {
+        StepBatch {
+            prefill_tokens: (self.prefill_tokens as f64 * f).ceil() as u32,
+            prefill_seqs: (self.prefill_seqs as f64 * f).ceil() as u32,
+            prefill_attn_pairs: self.prefill_attn_pairs * f,
+            prefill_past_tokens: (self.prefill_past_tokens as f64 * f) as u64,
+            decode_seqs: (self.decode_seqs as f64 * f).ceil() as u32,
+            decode_kv_tokens: (self.decode_kv_tokens as f64 * f) as u64,
+        }
+    }
+
     /// Tokens that go through the GEMMs this step.
     pub fn total_tokens(&self) -> u32 {
         self.prefill_tokens + self.decode_seqs

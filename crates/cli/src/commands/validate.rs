@@ -139,23 +139,13 @@ pub struct ErrorStats {
     pub tpot_p90_ape: f64,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
+/// Mean, median and p90 of the errors; NaN (printed as "-") when there are none.
 fn ape_stats(mut apes: Vec<f64>) -> (f64, f64, f64) {
     if apes.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
-    apes.sort_by(f64::total_cmp);
-    let mean = apes.iter().sum::<f64>() / apes.len() as f64;
-    (mean, percentile(&apes, 0.5), percentile(&apes, 0.9))
+    let d = perf_model::sim::Dist::from_samples(&mut apes);
+    (d.mean, d.p50, d.p90)
 }
 
 pub fn error_stats<'a>(results: impl Iterator<Item = &'a RowResult>) -> ErrorStats {
