@@ -804,3 +804,28 @@ fn calibrate_complete_rows_only_leaves_out_disagg_rows_without_worker_counts() {
             sample.len() - incomplete
         )));
 }
+
+#[test]
+fn calibrate_with_no_sweeps_still_writes_its_starting_figures() {
+    let Some((header, rows)) = reference() else {
+        return;
+    };
+    let sample = sample_rows(&header, &rows);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("rows.csv");
+    let cal = tmp.path().join("cal.json");
+    write_csv(&input, &header, &sample);
+    slaprof(tmp.path())
+        .args(["calibrate", "silicon"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&cal)
+        .args(["--sweeps", "0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote"));
+    let fitted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    assert!(fitted["trtllm"]["gemm_eff"].as_f64().unwrap() > 0.0);
+    assert!(stray_files(tmp.path(), &[&input, &cal]).is_empty());
+}

@@ -19,6 +19,7 @@ use perf_model::Calibration;
 use rayon::prelude::*;
 use spec::{Backend, GpuSystem, ModelArch, ServingConfig, SiliconRow};
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -242,13 +243,7 @@ fn touches(k: Knob, p: &Prepared) -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let What::Silicon(a) = args.what;
-    let mut cal = match &a.from {
-        Some(p) => serde_json::from_str::<Calibration>(
-            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        )
-        .with_context(|| format!("{} is not a calibration file", p.display()))?,
-        None => Calibration::builtin().clone(),
-    };
+    let mut cal = resolve::load_calibration(a.from.as_deref())?;
     let rows = read_rows(&a.file)?;
     let mut models: HashMap<String, Option<ModelArch>> = HashMap::new();
     let mut prepared = Vec::new();
@@ -313,9 +308,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         k.graph_moe_layer_overhead_us = k.graph_moe_layer_overhead_us.max(1.0);
     }
 
-    let (mut best, t0, o0) = objective(&fit, &cal);
+    let (start, mut ttft, mut tpot) = objective(&fit, &cal);
     eprintln!(
-        "start: objective {best:.2} (TTFT MAPE {t0:.1}%, TPOT MAPE {o0:.1}%) on {} rows",
+        "start: objective {start:.2} (TTFT MAPE {ttft:.1}%, TPOT MAPE {tpot:.1}%) on {} rows",
         fit.len()
     );
     let mut step: HashMap<String, f64> = knobs.iter().map(|k| (knob_name(*k), 1.5)).collect();
@@ -350,11 +345,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let (v, t, o) = objective(&fit, &cal);
-        best = v;
+        (ttft, tpot) = (t, o);
         eprintln!(
-            "sweep {}: objective {best:.2} (TTFT MAPE {t:.1}%, TPOT MAPE {o:.1}%), {improved} moves",
+            "sweep {}: objective {v:.2} (TTFT MAPE {t:.1}%, TPOT MAPE {o:.1}%), {improved} moves",
             sweep + 1
         );
+        // A checkpoint per sweep: long fits can be stopped and still used.
         write_calibration(&a.out, &cal, &a.file)?;
         if improved == 0 {
             break;
@@ -367,9 +363,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             test.len()
         );
     }
-    let (_, t, o) = objective(&fit, &cal);
+    if a.sweeps == 0 {
+        write_calibration(&a.out, &cal, &a.file)?;
+    }
     println!(
-        "fitted rows ({}): TTFT MAPE {t:.1}%, TPOT MAPE {o:.1}% (APE capped at {APE_CAP}%)",
+        "fitted rows ({}): TTFT MAPE {ttft:.1}%, TPOT MAPE {tpot:.1}% (APE capped at {APE_CAP}%)",
         fit.len()
     );
     println!("wrote {}", a.out.display());
@@ -390,8 +388,17 @@ fn write_calibration(
             .unwrap_or_default()
     );
     let text = serde_json::to_string_pretty(&c)? + "\n";
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    // Written beside the destination and renamed into place; the guard
+    // deletes it on failure, so no half-written calibration is left.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
     Ok(())
 }
