@@ -26,6 +26,8 @@ enum Command {
     Validate(commands::validate::Args),
     /// Fit the performance model's efficiency figures to measured data.
     Calibrate(commands::calibrate::Args),
+    /// Find the cheapest prefill and decode engines that meet a TTFT/ITL SLA.
+    Profile(Box<commands::profile::Args>),
     /// List the built-in model catalog.
     Models(commands::models::Args),
     /// List the known GPU systems.
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Estimate(a) => commands::estimate::run(*a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Calibrate(a) => commands::calibrate::run(a),
+        Command::Profile(a) => commands::profile::run(*a),
         Command::Models(a) => commands::models::run(a),
         Command::Systems(a) => commands::systems::run(a),
     };

@@ -5,6 +5,7 @@
 pub mod calibration;
 pub mod engine;
 pub mod predict;
+pub mod probe;
 pub mod silicon;
 pub mod sim;
 pub mod step;

@@ -330,6 +330,7 @@ fn sim_workload(cfg: &ServingConfig, workers: u32, k: u32, opts: &PredictOptions
         arrivals,
         length_jitter: opts.length_jitter,
         shared_prefix: None,
+        cached_prompt_tokens: 0,
     }
 }
 

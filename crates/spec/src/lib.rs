@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod catalog;
+pub mod dgdr;
 mod fuzzy;
 pub mod hf;
 pub mod measured;

@@ -1,6 +1,7 @@
 pub mod calibrate;
 pub mod estimate;
 pub mod models;
+pub mod profile;
 pub mod systems;
 pub mod validate;
 

@@ -42,6 +42,11 @@ pub struct Workload {
     /// `[1 − j, 1 + j]` (seeded; 0 = fixed lengths).
     pub length_jitter: f64,
     pub shared_prefix: Option<SharedPrefix>,
+    /// Prompt tokens of every request already in the prefix cache, as after
+    /// a warm-up that sent the same prompts (needs prefix caching). Unlike
+    /// `shared_prefix`, these hits are not subject to cache eviction.
+    #[serde(default)]
+    pub cached_prompt_tokens: u32,
 }
 
 impl Workload {
@@ -52,6 +57,7 @@ impl Workload {
             arrivals: Arrivals::Closed { concurrency },
             length_jitter: 0.0,
             shared_prefix: None,
+            cached_prompt_tokens: 0,
         }
     }
 
@@ -62,6 +68,7 @@ impl Workload {
             arrivals: Arrivals::Poisson { rate_per_s },
             length_jitter: 0.0,
             shared_prefix: None,
+            cached_prompt_tokens: 0,
         }
     }
 
@@ -76,6 +83,7 @@ impl Workload {
             arrivals,
             length_jitter: 0.0,
             shared_prefix: None,
+            cached_prompt_tokens: 0,
         }
     }
 
@@ -502,6 +510,7 @@ impl<'a, 'x, T: StepTimer> Sim<'a, 'x, T> {
         };
         let spec = RequestSpec {
             prefix,
+            cached_prefix_tokens: w.cached_prompt_tokens.min(isl),
             ..RequestSpec::new(u64::from(id), isl, max_out)
         };
         self.deliver(i, spec, at)
