@@ -419,6 +419,7 @@ fn sample_dgdrs_run() {
             "profile_sla_moe_dgdr.yaml",
             vec!["--use-ai-configurator", "--aic-system", "h200_sxm"],
         ),
+        ("mocker_dgdr.yaml", vec![]),
     ] {
         let cache = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
@@ -600,4 +601,140 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!dir.exists(), "{args:?} left {}", dir.display());
     }
+}
+
+#[test]
+fn flags_override_the_dgdr_and_the_dgdr_fills_the_rest() {
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    slaprof(cache.path())
+        .arg("profile")
+        .arg("--dgdr")
+        .arg(repo_root().join("deploy/mocker_dgdr.yaml"))
+        .args(["--itl", "25", "--max-num-gpus", "4"])
+        .arg("--output-dir")
+        .arg(&dir)
+        .assert()
+        .success();
+    let r = results(&dir);
+    // From the flags.
+    assert_eq!(r["sla"]["itl_ms"], 25.0);
+    assert_eq!(r["plan"]["max_num_gpus"], 4);
+    // From the DGDR.
+    assert_eq!(r["sla"]["ttft_ms"], 500.0);
+    assert_eq!(r["sla"]["isl"], 3000);
+    assert_eq!(r["backend"], "trtllm");
+    let docs = yaml_docs(&dir.join("config_with_planner.yaml"));
+    let dgd = &docs[1];
+    assert_eq!(dgd["metadata"]["labels"]["dgdr.nvidia.com/name"], "sla-mocker");
+    let planner = dgd["spec"]["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["componentType"] == "planner")
+        .unwrap();
+    let args = planner["extraPodSpec"]["mainContainer"]["args"].to_string();
+    assert!(args.contains("--load-predictor=arima"), "{args}");
+    assert!(args.contains("--itl=25"), "{args}");
+    // useMocker: the mocker manifest runs slaprof's simulated engine.
+    let mocker = yaml_docs(&dir.join("mocker_config_with_planner.yaml"));
+    let worker = mocker[1]["spec"]["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["subComponentType"] == "decode")
+        .unwrap()
+        .clone();
+    let text = worker.to_string();
+    assert!(text.contains("mocker"), "{text}");
+    assert!(text.contains("my-registry/slaprof:my-tag"), "{text}");
+}
+
+#[test]
+fn a_user_base_dgd_keeps_its_own_fields() {
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("out");
+    let base = work.path().join("disagg.yaml");
+    std::fs::write(
+        &base,
+        r#"apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata:
+  name: my-llm
+spec:
+  services:
+    Frontend:
+      componentType: frontend
+      dynamoNamespace: my-llm
+      replicas: 1
+      extraPodSpec:
+        mainContainer:
+          image: registry.example.com/dynamo/vllm-runtime:custom
+          command: ["python3", "-m", "dynamo.frontend"]
+        tolerations:
+          - key: dedicated
+            value: llm
+    VllmDecodeWorker:
+      componentType: worker
+      subComponentType: decode
+      dynamoNamespace: my-llm
+      replicas: 1
+      envFromSecret: hf-token-secret
+      resources:
+        limits:
+          gpu: "1"
+      extraPodSpec:
+        mainContainer:
+          image: registry.example.com/dynamo/vllm-runtime:custom
+          workingDir: /workspace
+          command: ["python3", "-m", "dynamo.vllm"]
+          args: ["--model", "Qwen/Qwen3-8B", "--gpu-memory-utilization", "0.85"]
+    VllmPrefillWorker:
+      componentType: worker
+      subComponentType: prefill
+      dynamoNamespace: my-llm
+      replicas: 1
+      envFromSecret: hf-token-secret
+      resources:
+        limits:
+          gpu: "1"
+      extraPodSpec:
+        mainContainer:
+          image: registry.example.com/dynamo/vllm-runtime:custom
+          workingDir: /workspace
+          command: ["python3", "-m", "dynamo.vllm"]
+          args: ["--model", "Qwen/Qwen3-8B", "--is-prefill-worker", "--gpu-memory-utilization", "0.85"]
+"#,
+    )
+    .unwrap();
+    slaprof(cache.path())
+        .args([
+            "profile", "--model", "Qwen/Qwen3-8B", "--backend", "vllm", "--aic-system", "h100_sxm",
+            "--ttft", "150", "--itl", "10", "--isl", "2000", "--osl", "300", "--simulate",
+            "--decode-interpolation-granularity", "3",
+        ])
+        .arg("--config")
+        .arg(&base)
+        .arg("--output-dir")
+        .arg(&dir)
+        .assert()
+        .success();
+    let docs = yaml_docs(&dir.join("config_with_planner.yaml"));
+    let dgd = &docs[1];
+    assert_eq!(dgd["metadata"]["name"], "my-llm");
+    let services = &dgd["spec"]["services"];
+    assert_eq!(
+        services["Frontend"]["extraPodSpec"]["tolerations"][0]["key"],
+        "dedicated"
+    );
+    let decode = worker_args(dgd, "decode");
+    assert!(decode.contains("--gpu-memory-utilization 0.85"), "{decode}");
+    let gpus = results(&dir)["decode"]["num_gpus"].as_u64().unwrap();
+    assert!(decode.contains(&format!("--tensor-parallel-size {gpus}")), "{decode}");
+    assert_eq!(
+        services["VllmDecodeWorker"]["extraPodSpec"]["mainContainer"]["image"],
+        "registry.example.com/dynamo/vllm-runtime:custom"
+    );
 }
