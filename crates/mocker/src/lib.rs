@@ -1,0 +1,6 @@
+//! `slaprof mocker`: an OpenAI-compatible server whose engine is the serving
+//! simulator's scheduler driven by the real clock (divided by a speedup), so
+//! clients see the timing the performance model predicts.
+
+pub mod engine;
+pub mod server;
