@@ -35,6 +35,8 @@ pub enum RunError {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub status: &'static str,
+    /// Everything the run was asked for, after merging flags and files.
+    pub settings: ProfileSettings,
     pub measured_by: String,
     pub model: String,
     pub system: String,
@@ -119,6 +121,7 @@ pub fn run(
 
     let mut report = Report {
         status: "running",
+        settings: settings.clone(),
         measured_by: measurer.describe(),
         model: model.name.clone(),
         system: system.name.clone(),
