@@ -28,6 +28,8 @@ enum Command {
     Calibrate(commands::calibrate::Args),
     /// Find the cheapest prefill and decode engines that meet a TTFT/ITL SLA.
     Profile(Box<commands::profile::Args>),
+    /// Serve the OpenAI API from a simulated engine with realistic timing.
+    Mocker(Box<commands::mocker::Args>),
     /// List the built-in model catalog.
     Models(commands::models::Args),
     /// List the known GPU systems.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a),
         Command::Calibrate(a) => commands::calibrate::run(a),
         Command::Profile(a) => commands::profile::run(*a),
+        Command::Mocker(a) => commands::mocker::run(*a),
         Command::Models(a) => commands::models::run(a),
         Command::Systems(a) => commands::systems::run(a),
     };

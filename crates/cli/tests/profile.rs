@@ -627,7 +627,10 @@ fn flags_override_the_dgdr_and_the_dgdr_fills_the_rest() {
     assert_eq!(r["backend"], "trtllm");
     let docs = yaml_docs(&dir.join("config_with_planner.yaml"));
     let dgd = &docs[1];
-    assert_eq!(dgd["metadata"]["labels"]["dgdr.nvidia.com/name"], "sla-mocker");
+    assert_eq!(
+        dgd["metadata"]["labels"]["dgdr.nvidia.com/name"],
+        "sla-mocker"
+    );
     let planner = dgd["spec"]["services"]
         .as_object()
         .unwrap()
@@ -711,9 +714,24 @@ spec:
     .unwrap();
     slaprof(cache.path())
         .args([
-            "profile", "--model", "Qwen/Qwen3-8B", "--backend", "vllm", "--aic-system", "h100_sxm",
-            "--ttft", "150", "--itl", "10", "--isl", "2000", "--osl", "300", "--simulate",
-            "--decode-interpolation-granularity", "3",
+            "profile",
+            "--model",
+            "Qwen/Qwen3-8B",
+            "--backend",
+            "vllm",
+            "--aic-system",
+            "h100_sxm",
+            "--ttft",
+            "150",
+            "--itl",
+            "10",
+            "--isl",
+            "2000",
+            "--osl",
+            "300",
+            "--simulate",
+            "--decode-interpolation-granularity",
+            "3",
         ])
         .arg("--config")
         .arg(&base)
@@ -732,7 +750,10 @@ spec:
     let decode = worker_args(dgd, "decode");
     assert!(decode.contains("--gpu-memory-utilization 0.85"), "{decode}");
     let gpus = results(&dir)["decode"]["num_gpus"].as_u64().unwrap();
-    assert!(decode.contains(&format!("--tensor-parallel-size {gpus}")), "{decode}");
+    assert!(
+        decode.contains(&format!("--tensor-parallel-size {gpus}")),
+        "{decode}"
+    );
     assert_eq!(
         services["VllmDecodeWorker"]["extraPodSpec"]["mainContainer"]["image"],
         "registry.example.com/dynamo/vllm-runtime:custom"

@@ -3,4 +3,9 @@
 //! clients see the timing the performance model predicts.
 
 pub mod engine;
+pub mod faults;
+pub mod metrics;
 pub mod server;
+pub mod timing;
+pub mod tokenizer;
+pub mod trace;

@@ -9,6 +9,7 @@ mod fuzzy;
 pub mod hf;
 pub mod measured;
 pub mod model;
+pub mod openai;
 pub mod parallel;
 mod params;
 pub mod precision;

@@ -1,5 +1,6 @@
 pub mod calibrate;
 pub mod estimate;
+pub mod mocker;
 pub mod models;
 pub mod profile;
 pub mod systems;
