@@ -699,3 +699,17 @@ mod tests {
         assert!(distinct.len() > 16);
     }
 }
+
+/// The listener the mocker serves on. Every token is one small SSE frame:
+/// with Nagle's algorithm on, a frame written while the previous one is
+/// unacknowledged waits for the client's delayed ACK (about 40 ms), which
+/// would add that to TTFT and ITL. Real engines' servers disable it too.
+pub fn low_latency_listener(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        // Best effort: a socket that refuses still serves, only slower.
+        let _ = tcp.set_nodelay(true);
+    })
+}

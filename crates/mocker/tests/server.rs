@@ -60,7 +60,11 @@ async fn start(o: Opts) -> Server {
     let state = AppState::new(engine.clone(), Tokenizer::Rule, scfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(mocker::server::low_latency_listener(listener), app(state))
+            .await
+            .unwrap()
+    });
     Server {
         base: format!("http://{addr}"),
         engine,

@@ -304,10 +304,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
         let state = AppState::new(engine.clone(), tokenizer, server_cfg);
-        axum::serve(listener, mocker::server::app(state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")?;
+        axum::serve(
+            mocker::server::low_latency_listener(listener),
+            mocker::server::app(state),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
         engine.shutdown().await;
         let mut out = std::io::stdout().lock();
         writeln!(out, "slaprof mocker stopped")?;
