@@ -688,18 +688,6 @@ fn stream_response(meta: Meta, job: Job, gens: Vec<Generation>, faults: RequestF
         .into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_text_is_stable_and_varied() {
-        assert_eq!(token_text(0), token_text(0));
-        let distinct: std::collections::HashSet<_> = (0..32).map(token_text).collect();
-        assert!(distinct.len() > 16);
-    }
-}
-
 /// The listener the mocker serves on. Every token is one small SSE frame:
 /// with Nagle's algorithm on, a frame written while the previous one is
 /// unacknowledged waits for the client's delayed ACK (about 40 ms), which
@@ -712,4 +700,16 @@ pub fn low_latency_listener(
         // Best effort: a socket that refuses still serves, only slower.
         let _ = tcp.set_nodelay(true);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_text_is_stable_and_varied() {
+        assert_eq!(token_text(0), token_text(0));
+        let distinct: std::collections::HashSet<_> = (0..32).map(token_text).collect();
+        assert!(distinct.len() > 16);
+    }
 }
