@@ -373,3 +373,75 @@ fn official_openai_python_client() {
     sigterm(&m.child);
     assert!(wait_exit(&mut m.child, Duration::from_secs(10)).success());
 }
+
+/// The worker args of `deploy/mocker_disagg.yaml`, as a pod would run them,
+/// with the mounted ConfigMap and the port replaced by local ones.
+fn deploy_example_args(sub: &str, profile_dir: &std::path::Path) -> Vec<String> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mocker_disagg.yaml");
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let worker = doc["spec"]["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["subComponentType"] == sub)
+        .unwrap();
+    let c = &worker["extraPodSpec"]["mainContainer"];
+    assert_eq!(c["command"], serde_json::json!(["slaprof", "mocker"]));
+    let mut args: Vec<String> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for (flag, value) in [
+        ("--profile-data", profile_dir.to_str().unwrap()),
+        ("--port", "0"),
+        ("--host", "127.0.0.1"),
+    ] {
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args[i + 1] = value.to_string();
+    }
+    args
+}
+
+#[test]
+fn the_deploy_example_workers_start_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("profile");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("prefill_raw_data.json"),
+        r#"{"prefill_isl": [128, 1024, 4096], "prefill_ttft": [5.0, 20.0, 80.0]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("decode_raw_data.json"),
+        r#"{"max_kv_tokens": 50000, "x_kv_usage": [0.1, 0.9], "y_context_length": [1024, 1024],
+            "z_itl": [2.0, 4.0]}"#,
+    )
+    .unwrap();
+    for (sub, completion_tokens) in [("prefill", 1), ("decode", 4)] {
+        let args = deploy_example_args(sub, &data);
+        let child = Command::new(env!("CARGO_BIN_EXE_slaprof"))
+            .arg("mocker")
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let m = wait_listening(child);
+        let (_, body) = post(
+            &m.addr,
+            "/v1/completions",
+            r#"{"model": "Qwen/Qwen3-32B", "prompt": "hello world", "max_tokens": 4}"#,
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        // A prefill worker returns after the first token.
+        assert_eq!(
+            v["usage"]["completion_tokens"], completion_tokens,
+            "{sub}: {body}"
+        );
+    }
+}

@@ -34,9 +34,11 @@ pub struct Args {
     #[arg(long = "served-model-name")]
     served_model_name: Option<String>,
 
-    /// Timing from the performance model: Hugging Face id (catalog or HF
-    /// cache), a config.json, or a directory holding one.
-    #[arg(long, conflicts_with = "profile_data")]
+    /// The model: Hugging Face id (catalog or HF cache), a config.json, or a
+    /// directory holding one. With --system, timing comes from the
+    /// performance model; with --profile-data it names the served model and
+    /// sets the context window when slaprof knows the model.
+    #[arg(long)]
     model: Option<String>,
     /// GPU system for the performance model, e.g. h200_sxm.
     #[arg(long, conflicts_with = "profile_data")]
@@ -156,7 +158,14 @@ fn timing(a: &Args, backend: Backend) -> anyhow::Result<(Timer, SchedulerConfig,
         let data = mocker::timing::load_profile_data(dir)?;
         let timer = mocker::timing::ProfileDataTimer::new(&data);
         let sched = SchedulerConfig::preset(backend, timer.max_kv_tokens());
-        return Ok((Box::new(timer), sched, 32_768));
+        // A deployment may name a model slaprof has no config for: the
+        // profile data still times it, with a default window.
+        let window = a
+            .model
+            .as_deref()
+            .and_then(|m| resolve::resolve_model(m, &a.sources.model_configs).ok())
+            .map_or(32_768, |m| m.max_position_embeddings);
+        return Ok((Box::new(timer), sched, window));
     }
     let (Some(model), Some(system)) = (&a.model, &a.system) else {
         bail!(
