@@ -5,14 +5,11 @@
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::NpzReader;
 use perf_model::calibration::Calibration;
-use perf_model::predict::{prepare_engine, PredictError};
+use perf_model::predict::{prepare_single_engine, PredictError};
 use perf_model::sim::SchedulerConfig;
 use perf_model::{StepBatch, StepCostModel, StepTimer};
 use spec::model::QuantScheme;
-use spec::workload::Arrival;
-use spec::{
-    Backend, GpuSystem, ModelArch, ParallelLayout, ServingConfig, ServingMode, WorkerGroup,
-};
+use spec::{Backend, GpuSystem, ModelArch, ParallelLayout};
 use std::path::{Path, PathBuf};
 
 /// The performance model's timer and scheduler for one engine, plus its KV
@@ -30,22 +27,7 @@ pub fn perf_model_engine(
     layout: ParallelLayout,
     cal: &Calibration,
 ) -> Result<(StepCostModel, SchedulerConfig, u64), PredictError> {
-    let group = WorkerGroup {
-        layout,
-        workers: 1,
-        max_batch: None,
-    };
-    let cfg = ServingConfig {
-        backend,
-        quant,
-        mode: ServingMode::Aggregated { workers: group },
-        workload: spec::Workload {
-            isl: 1,
-            osl: 1,
-            arrival: Arrival::Concurrency(1),
-        },
-    };
-    let engine = prepare_engine(model, system, &cfg, &group, cal)?;
+    let engine = prepare_single_engine(model, system, backend, quant, layout, cal)?;
     let mut scheduler = engine.scheduler;
     scheduler.enable_prefix_caching = true;
     let kv_tokens = scheduler.kv_capacity_tokens();

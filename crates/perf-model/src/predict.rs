@@ -9,8 +9,11 @@ use crate::sim::{
 use crate::step::{StepBatch, StepTimer};
 use crate::timing::{StepBreakdown, StepCostModel};
 use serde::Serialize;
+use spec::model::QuantScheme;
 use spec::workload::Arrival;
-use spec::{GpuSystem, ModelArch, ServingConfig, ServingMode, WorkerGroup};
+use spec::{
+    Backend, GpuSystem, ModelArch, ParallelLayout, ServingConfig, ServingMode, WorkerGroup,
+};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum PredictError {
@@ -192,6 +195,35 @@ pub fn prepare_engine(
         timer,
         scheduler,
     })
+}
+
+/// One engine of `layout` on its own, with the backend's scheduler
+/// defaults: what the profiler measures and the mocker serves. A placeholder
+/// one-token workload stands in, since no traffic is implied.
+pub fn prepare_single_engine(
+    model: &ModelArch,
+    system: &GpuSystem,
+    backend: Backend,
+    quant: QuantScheme,
+    layout: ParallelLayout,
+    cal: &Calibration,
+) -> Result<PreparedEngine, PredictError> {
+    let group = WorkerGroup {
+        layout,
+        workers: 1,
+        max_batch: None,
+    };
+    let cfg = ServingConfig {
+        backend,
+        quant,
+        mode: ServingMode::Aggregated { workers: group },
+        workload: spec::Workload {
+            isl: 1,
+            osl: 1,
+            arrival: Arrival::Concurrency(1),
+        },
+    };
+    prepare_engine(model, system, &cfg, &group, cal)
 }
 
 /// Seconds to move one request's KV cache from a prefill to a decode engine:

@@ -6,13 +6,10 @@
 
 use crate::calibration::Calibration;
 use crate::engine::{ConfigError, MemoryBreakdown};
-use crate::predict::{prepare_engine, PredictError, PreparedEngine};
+use crate::predict::{prepare_single_engine, PredictError, PreparedEngine};
 use crate::sim::{self, Arrivals, SimOptions, Workload};
 use spec::model::QuantScheme;
-use spec::workload::Arrival;
-use spec::{
-    Backend, GpuSystem, ModelArch, ParallelLayout, ServingConfig, ServingMode, WorkerGroup,
-};
+use spec::{Backend, GpuSystem, ModelArch, ParallelLayout};
 
 /// Tokens a prefill profiling engine may batch per attention rank: large
 /// enough that a profiled prompt is not chunked (the seed's 32768).
@@ -52,29 +49,7 @@ impl EngineProbe {
         layout: ParallelLayout,
         cal: &Calibration,
     ) -> Result<EngineProbe, PredictError> {
-        let (isl, osl) = (1, 1);
-        let cfg = ServingConfig {
-            backend,
-            quant,
-            mode: ServingMode::Aggregated {
-                workers: WorkerGroup {
-                    layout,
-                    workers: 1,
-                    max_batch: None,
-                },
-            },
-            workload: spec::Workload {
-                isl,
-                osl,
-                arrival: Arrival::Concurrency(1),
-            },
-        };
-        let group = WorkerGroup {
-            layout,
-            workers: 1,
-            max_batch: None,
-        };
-        let engine = prepare_engine(model, system, &cfg, &group, cal)?;
+        let engine = prepare_single_engine(model, system, backend, quant, layout, cal)?;
         Ok(EngineProbe {
             engine,
             ttft_overhead_ms: cal.backend(backend).ttft_overhead_ms,
