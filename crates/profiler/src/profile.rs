@@ -333,6 +333,33 @@ fn prefill_point(
     Ok((ttft, thpt))
 }
 
+/// Runs `measure` on every item in parallel as one progress step, keeping
+/// the items' order; `measure` returns its result and what to show.
+fn measure_each<T: Sync, R: Send>(
+    progress: &dyn Progress,
+    step: &str,
+    items: &[T],
+    measure: impl Fn(&T) -> (R, String) + Sync,
+) -> Vec<R> {
+    progress.begin(step, items.len() as u64);
+    let out = items
+        .par_iter()
+        .map(|item| {
+            let (r, what) = measure(item);
+            progress.advance(&what);
+            r
+        })
+        .collect();
+    progress.end();
+    out
+}
+
+/// Share of the KV cache `n` requests hold at mid-generation, the seed's
+/// `x_kv_usage`.
+fn kv_usage(isl: u32, osl: u32, n: u32, max_kv_tokens: u64) -> f64 {
+    (f64::from(isl) + f64::from(osl) / 2.0) * f64::from(n) / max_kv_tokens.max(1) as f64
+}
+
 /// Step 3, prefill: TTFT of each candidate at the target ISL.
 pub fn sweep_prefill(
     plan: &SweepPlan,
@@ -341,11 +368,8 @@ pub fn sweep_prefill(
     progress: &dyn Progress,
     log: &Log,
 ) -> Result<Vec<PrefillResult>, ProfileError> {
-    progress.begin("prefill sweep", plan.candidates.len() as u64);
-    let out: Result<Vec<_>, _> = plan
-        .candidates
-        .par_iter()
-        .map(|m| {
+    measure_each(progress, "prefill sweep", &plan.candidates, |m| {
+        let r = (|| {
             let engine = measurer.engine(m.layout()).map_err(|e| measure_err(m, e))?;
             let (ttft, thpt) =
                 prefill_point(engine.as_ref(), m, settings.isl).map_err(|e| measure_err(m, e))?;
@@ -354,7 +378,6 @@ pub fn sweep_prefill(
                 m.label(),
                 m.num_gpus
             ));
-            progress.advance(&m.label());
             Ok(PrefillResult {
                 mapping: *m,
                 label: m.label(),
@@ -362,10 +385,11 @@ pub fn sweep_prefill(
                 ttft_ms: ttft,
                 thpt_per_gpu: thpt,
             })
-        })
-        .collect();
-    progress.end();
-    out
+        })();
+        (r, m.label())
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Step 3, decode: ITL and throughput of each candidate from one in-flight
@@ -377,12 +401,9 @@ pub fn sweep_decode(
     progress: &dyn Progress,
     log: &Log,
 ) -> Result<Vec<DecodeResult>, ProfileError> {
-    progress.begin("decode sweep", plan.candidates.len() as u64);
     let (isl, osl) = (settings.isl, settings.osl);
-    let out: Result<Vec<_>, _> = plan
-        .candidates
-        .par_iter()
-        .map(|m| {
+    measure_each(progress, "decode sweep", &plan.candidates, |m| {
+        let r = (|| {
             let engine = measurer.engine(m.layout()).map_err(|e| measure_err(m, e))?;
             let max_kv = engine.max_kv_tokens();
             let max_c = engine.max_concurrency(isl, osl);
@@ -399,11 +420,9 @@ pub fn sweep_decode(
                     in_flight: n,
                     itl_ms: s.itl_ms,
                     thpt_per_gpu: s.thpt_per_gpu,
-                    kv_usage: (f64::from(isl) + f64::from(osl) / 2.0) * f64::from(n)
-                        / max_kv.max(1) as f64,
+                    kv_usage: kv_usage(isl, osl, n, max_kv),
                 });
             }
-            progress.advance(&m.label());
             Ok(DecodeResult {
                 mapping: *m,
                 label: m.label(),
@@ -412,10 +431,11 @@ pub fn sweep_decode(
                 max_concurrency: max_c,
                 points,
             })
-        })
-        .collect();
-    progress.end();
-    out
+        })();
+        (r, m.label())
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Step 4's result for one phase: the chosen configuration, or why none fits.
@@ -611,36 +631,27 @@ pub fn interpolate_prefill(
         )));
     }
     // The seed steps by (ctx - 100) / granularity from 100, below ctx.
-    let step = ((ctx - INTERPOLATION_START_ISL) / settings.prefill_granularity).max(1);
-    let isls: Vec<u32> = (INTERPOLATION_START_ISL..ctx)
-        .step_by(step as usize)
-        .collect();
+    let isls = stepped(INTERPOLATION_START_ISL, ctx, settings.prefill_granularity);
     let engine = measurer
         .engine(mapping.layout())
         .map_err(|e| measure_err(mapping, e))?;
-    progress.begin("prefill interpolation", isls.len() as u64);
     let osl = perf_model::probe::PREFILL_BENCHMARK_OSL;
-    let points: Vec<Option<(u32, f64, f64)>> = isls
-        .par_iter()
-        .map(|&isl| {
-            let r = match engine.require_request(isl, osl) {
+    let points = measure_each(progress, "prefill interpolation", &isls, |&isl| {
+        let r = match engine.require_request(isl, osl) {
+            Err(e) => {
+                log.warn(format!("prefill interpolation skips ISL {isl}: {e}"));
+                None
+            }
+            Ok(()) => match prefill_point(engine.as_ref(), mapping, isl) {
+                Ok((ttft, thpt)) => Some((isl, ttft, thpt)),
                 Err(e) => {
-                    log.warn(format!("prefill interpolation skips ISL {isl}: {e}"));
+                    log.warn(format!("prefill interpolation failed at ISL {isl}: {e}"));
                     None
                 }
-                Ok(()) => match prefill_point(engine.as_ref(), mapping, isl) {
-                    Ok((ttft, thpt)) => Some((isl, ttft, thpt)),
-                    Err(e) => {
-                        log.warn(format!("prefill interpolation failed at ISL {isl}: {e}"));
-                        None
-                    }
-                },
-            };
-            progress.advance(&format!("ISL {isl}"));
-            r
-        })
-        .collect();
-    progress.end();
+            },
+        };
+        (r, format!("ISL {isl}"))
+    });
     let mut out = PrefillInterpolation {
         mapping: mapping.label(),
         num_gpus: mapping.num_gpus,
@@ -692,24 +703,18 @@ pub fn interpolate_decode(
             grid.push((isl, n));
         }
     }
-    progress.begin("decode interpolation", grid.len() as u64);
-    let samples: Vec<Option<(u32, u32, f64, f64)>> = grid
-        .par_iter()
-        .map(|&(isl, n)| {
-            let r = match engine.decode(isl, osl, n) {
-                Ok(s) => Some((isl, n, s.itl_ms, s.thpt_per_gpu)),
-                Err(e) => {
-                    log.warn(format!(
-                        "decode interpolation failed at ISL {isl}, {n} requests: {e}"
-                    ));
-                    None
-                }
-            };
-            progress.advance(&format!("ISL {isl} x {n}"));
-            r
-        })
-        .collect();
-    progress.end();
+    let samples = measure_each(progress, "decode interpolation", &grid, |&(isl, n)| {
+        let r = match engine.decode(isl, osl, n) {
+            Ok(s) => Some((isl, n, s.itl_ms, s.thpt_per_gpu)),
+            Err(e) => {
+                log.warn(format!(
+                    "decode interpolation failed at ISL {isl}, {n} requests: {e}"
+                ));
+                None
+            }
+        };
+        (r, format!("ISL {isl} x {n}"))
+    });
     let mut out = DecodeInterpolation {
         mapping: mapping.label(),
         num_gpus: mapping.num_gpus,
@@ -717,10 +722,9 @@ pub fn interpolate_decode(
         ..Default::default()
     };
     for (isl, n, itl, thpt) in samples.into_iter().flatten() {
-        let ctx = f64::from(isl) + f64::from(osl) / 2.0;
-        out.x_kv_usage
-            .push(ctx * f64::from(n) / max_kv.max(1) as f64);
-        out.y_context_length.push(ctx);
+        out.x_kv_usage.push(kv_usage(isl, osl, n, max_kv));
+        out.y_context_length
+            .push(f64::from(isl) + f64::from(osl) / 2.0);
         out.z_itl.push(itl);
         out.z_thpt_per_gpu.push(thpt);
     }
