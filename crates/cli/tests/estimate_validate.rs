@@ -1,19 +1,10 @@
 //! `slaprof estimate` and `slaprof validate silicon` end to end, including
 //! what they say about bad input.
 
-use assert_cmd::Command;
+mod common;
+use common::slaprof;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
-
-/// The binary with the Hugging Face cache pointed at an empty directory, so
-/// whatever the machine has cached cannot change the results.
-fn slaprof(empty_cache: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("slaprof").unwrap();
-    cmd.env("HF_HOME", empty_cache)
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HUGGINGFACE_HUB_CACHE");
-    cmd
-}
 
 const QWEN_TP2: [&str; 16] = [
     "estimate",

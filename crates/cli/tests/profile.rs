@@ -2,17 +2,10 @@
 //! three model families, the sample DGDRs, an SLA nothing meets, bad input,
 //! and the npz files read back with numpy.
 
-use assert_cmd::Command;
+mod common;
+use common::slaprof;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
-
-fn slaprof(empty_cache: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("slaprof").unwrap();
-    cmd.env("HF_HOME", empty_cache)
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HUGGINGFACE_HUB_CACHE");
-    cmd
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
