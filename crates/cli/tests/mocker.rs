@@ -232,23 +232,28 @@ fn post(addr: &str, path: &str, body: &str) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-#[test]
-fn profile_data_and_a_cached_tokenizer() {
-    let tmp = tempfile::tempdir().unwrap();
-    // A planner-profile-data ConfigMap's JSON pair.
-    let data = tmp.path().join("profile");
+/// A planner-profile-data ConfigMap's JSON pair in `root/profile`: a fixed
+/// prefill curve and the given decode data.
+fn write_profile_pair(root: &std::path::Path, decode_json: &str) -> std::path::PathBuf {
+    let data = root.join("profile");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(
         data.join("prefill_raw_data.json"),
         r#"{"prefill_isl": [128, 1024, 4096], "prefill_ttft": [5.0, 20.0, 80.0]}"#,
     )
     .unwrap();
-    std::fs::write(
-        data.join("decode_raw_data.json"),
+    std::fs::write(data.join("decode_raw_data.json"), decode_json).unwrap();
+    data
+}
+
+#[test]
+fn profile_data_and_a_cached_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write_profile_pair(
+        tmp.path(),
         r#"{"max_kv_tokens": [50000], "x_kv_usage": [0.1, 0.9, 0.1, 0.9],
             "y_context_length": [1024, 1024, 4096, 4096], "z_itl": [2.0, 4.0, 3.0, 6.0]}"#,
-    )
-    .unwrap();
+    );
     // A word-level tokenizer in a Hugging Face cache layout.
     let snap = tmp.path().join("hub/models--acme--tiny/snapshots/0123");
     std::fs::create_dir_all(&snap).unwrap();
@@ -409,19 +414,11 @@ fn deploy_example_args(sub: &str, profile_dir: &std::path::Path) -> Vec<String> 
 #[test]
 fn the_deploy_example_workers_start_and_serve() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("profile");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        data.join("prefill_raw_data.json"),
-        r#"{"prefill_isl": [128, 1024, 4096], "prefill_ttft": [5.0, 20.0, 80.0]}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("decode_raw_data.json"),
+    let data = write_profile_pair(
+        tmp.path(),
         r#"{"max_kv_tokens": 50000, "x_kv_usage": [0.1, 0.9], "y_context_length": [1024, 1024],
             "z_itl": [2.0, 4.0]}"#,
-    )
-    .unwrap();
+    );
     for (sub, completion_tokens) in [("prefill", 1), ("decode", 4)] {
         let args = deploy_example_args(sub, &data);
         let child = Command::new(env!("CARGO_BIN_EXE_slaprof"))
