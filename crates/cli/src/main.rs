@@ -27,6 +27,9 @@ enum Command {
     /// Fit the performance model's efficiency figures to measured data.
     Calibrate(commands::calibrate::Args),
     /// Find the cheapest prefill and decode engines that meet a TTFT/ITL SLA.
+    #[command(
+        after_help = "Example (offline, no GPU):\n  slaprof profile --model Qwen/Qwen3-32B --backend trtllm --aic-system h200_sxm \\\n    --ttft 200 --itl 20 --isl 3000 --osl 150 --use-ai-configurator\n\nWrites the planner data (npz), plots, config_with_planner.yaml and\nprofiler_status.yaml to --output-dir. Exit status: 0 success, 1 bad input or\nerror (nothing written for bad input), 2 no configuration meets the SLA."
+    )]
     Profile(Box<commands::profile::Args>),
     /// Serve the OpenAI API from a simulated engine with realistic timing.
     Mocker(Box<commands::mocker::Args>),

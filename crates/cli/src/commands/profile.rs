@@ -91,6 +91,7 @@ pub struct Args {
     /// Pick the configuration in the web UI (not available yet).
     #[arg(long = "pick-with-webui")]
     pick_with_webui: bool,
+    /// Port of the web UI (with --pick-with-webui).
     #[arg(long = "webui-port", default_value_t = 8000)]
     webui_port: u16,
     /// The DGDR `profilingConfig.config` block: a YAML/JSON file, or inline JSON.
